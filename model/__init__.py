@@ -1,0 +1,1 @@
+"""Pure modelling code: text preparation, features, the two-head classifier, persistence."""

@@ -1,0 +1,92 @@
+"""Shared text features: jieba words plus character n-grams.
+
+Colloquial petitions are segmented badly often enough that character n-grams
+recover what word features lose; words keep multi-character terms intact and
+make explanations readable. Text is tokenised once per document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from model.text import prepare_text
+from model.tokenize import JiebaTokenizer
+
+TOKEN_SEPARATOR = "\t"
+
+
+def split_tokens(document: str) -> list[str]:
+    return document.split(TOKEN_SEPARATOR) if document else []
+
+
+def join_tokens(document: str) -> str:
+    return document.replace(TOKEN_SEPARATOR, "")
+
+
+class LeadText:
+    """The first `tokens` tokens, unsegmented: petitions state their demand up front (titles, 事由)."""
+
+    def __init__(self, tokens: int = 20) -> None:
+        self.tokens = tokens
+
+    def __call__(self, document: str) -> str:
+        return "".join(split_tokens(document)[: self.tokens])
+
+    def __repr__(self) -> str:
+        return f"LeadText(tokens={self.tokens})"
+
+
+class PetitionTokenizer(TransformerMixin, BaseEstimator):
+    """Prepares (normalise + mask) and segments raw petitions into tab-joined tokens."""
+
+    def __init__(self, hmm: bool = True) -> None:
+        self.hmm = hmm
+
+    def fit(self, X: Iterable[str], y: object = None) -> PetitionTokenizer:
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        tokenizer = JiebaTokenizer(hmm=self.hmm)
+        return [TOKEN_SEPARATOR.join(tokenizer(prepare_text(text))) for text in X]
+
+
+def build_vectorizer(
+    word_ngram_range: tuple[int, int] = (1, 1),
+    char_ngram_range: tuple[int, int] = (1, 3),
+    lead_tokens: int = 20,
+    min_df: int = 1,
+) -> FeatureUnion:
+    """Word and character TF-IDF over already-tokenised documents, plus characters of the opening."""
+    word = TfidfVectorizer(
+        analyzer=split_tokens if word_ngram_range == (1, 1) else "word",
+        tokenizer=None if word_ngram_range == (1, 1) else split_tokens,
+        token_pattern=None,
+        lowercase=False,
+        ngram_range=word_ngram_range,
+        sublinear_tf=True,
+        min_df=min_df,
+    )
+    char = TfidfVectorizer(
+        analyzer="char",
+        preprocessor=join_tokens,
+        ngram_range=char_ngram_range,
+        sublinear_tf=True,
+        min_df=min_df,
+    )
+    lead = TfidfVectorizer(
+        analyzer="char",
+        preprocessor=LeadText(lead_tokens),
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        min_df=min_df,
+    )
+    return FeatureUnion([("word", word), ("char", char), ("lead", lead)])
+
+
+def build_features(**vectorizer_params: object) -> Pipeline:
+    """Raw text in, sparse TF-IDF matrix out."""
+    return Pipeline([("tokens", PetitionTokenizer()), ("tfidf", build_vectorizer(**vectorizer_params))])

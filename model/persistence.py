@@ -1,0 +1,109 @@
+"""Safe persistence: skops files plus a JSON manifest whose hash must match before loading.
+
+A model file is code-adjacent data: loading untrusted pickles runs arbitrary code.
+skops refuses any type outside an explicit allow-list, and the manifest's sha256
+catches a swapped or corrupted file before skops even opens it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+
+from model.classifier import TriageModel
+
+MODEL_FILE = "model.skops"
+MANIFEST_FILE = "manifest.json"
+
+# Project types that a model file may contain, beyond skops' own scikit-learn allow-list.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "model.classifier.TriageModel",
+    "model.features.LeadText",
+    "model.features.PetitionTokenizer",
+    "model.features.join_tokens",
+    "model.features.split_tokens",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.calibration._TemperatureScaling",
+    "sklearn.model_selection._split.StratifiedKFold",
+)
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, tampered with, or does not match its manifest."""
+
+
+@dataclass
+class Manifest:
+    version: str
+    created_at: str
+    model_sha256: str
+    training_data: dict[str, Any]
+    labels: dict[str, list[str]]
+    thresholds: dict[str, float]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls(**json.loads(text))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: TriageModel, folder: Path) -> str:
+    """Write the model file into `folder` and return its sha256 (for the manifest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MODEL_FILE
+    sio.dump(model, path)
+    return file_sha256(path)
+
+
+def write_manifest(manifest: Manifest, folder: Path) -> None:
+    (folder / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"no manifest at {path}")
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ModelLoadError(f"unreadable manifest {path}: {error}") from error
+
+
+def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
+    """Load a model folder, refusing a file whose hash or types do not match what is trusted."""
+    manifest = read_manifest(folder)
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"no model file at {path}")
+    actual = file_sha256(path)
+    if actual != manifest.model_sha256:
+        raise ModelLoadError(
+            f"model file {path} has sha256 {actual[:12]}…, manifest expects {manifest.model_sha256[:12]}…; "
+            "refusing to load a modified or mismatched model"
+        )
+    untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise ModelLoadError(f"model file {path} contains untrusted types: {sorted(untrusted)}")
+    model = sio.load(path, trusted=list(TRUSTED_TYPES))
+    if not isinstance(model, TriageModel):
+        raise ModelLoadError(f"{path} does not hold a TriageModel")
+    return model, manifest

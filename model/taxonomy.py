@@ -1,0 +1,39 @@
+"""The label taxonomy: stable ids, Chinese names and scopes, read from `data/taxonomy.toml`."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+TAXONOMY_PATH = DATA_DIR / "taxonomy.toml"
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    name: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    domains: dict[str, Label]
+    departments: dict[str, Label]
+    domain_departments: dict[str, tuple[str, ...]]
+
+    def name(self, label_id: str) -> str:
+        """Chinese name of a domain or department id; unknown ids (custom label sets) pass through."""
+        label = self.domains.get(label_id) or self.departments.get(label_id)
+        return label.name if label else label_id
+
+
+def load_taxonomy(path: Path = TAXONOMY_PATH) -> Taxonomy:
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    domains = {key: Label(key, value["name"], value["scope"].strip()) for key, value in raw["domains"].items()}
+    departments = {
+        key: Label(key, value["name"], value["scope"].strip()) for key, value in raw["departments"].items()
+    }
+    owners = {key: tuple(value["departments"]) for key, value in raw["domains"].items()}
+    return Taxonomy(domains, departments, owners)

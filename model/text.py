@@ -1,0 +1,63 @@
+"""Text preparation: every petition passes through here before anything else sees it.
+
+Masking comes first so that personal data never reaches features, logs or stored
+derived data; normalisation makes full-width, traditional and export-debris
+variants of the same words look alike to the tokeniser.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+PLACEHOLDERS: dict[str, str] = {
+    "email": "【邮箱】",
+    "id_card": "【身份证号】",
+    "bank_card": "【银行卡号】",
+    "phone": "【电话】",
+}
+
+# Order matters: longer digit runs (ID, bank card) are masked before phone numbers.
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
+    ("id_card", re.compile(r"(?<![0-9])(?:[1-9][0-9]{16}[0-9Xx]|[1-9][0-9]{14})(?![0-9A-Za-z])")),
+    ("bank_card", re.compile(r"(?<![0-9])(?:[0-9]{4}[ -]){3,4}[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{16,19}(?![0-9])")),
+    (
+        "phone",
+        re.compile(
+            r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"
+            r"|(?<![0-9])0[0-9]{2,3}[ -]?[0-9]{7,8}(?![0-9])"
+        ),
+    ),
+)
+
+_EXPORT_DEBRIS = re.compile(r"_x000[0-9A-Fa-f]_")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def mask_personal_data(text: str) -> str:
+    """Replace phone, ID-card, bank-card numbers and e-mail addresses with placeholders."""
+    for kind, pattern in _PATTERNS:
+        text = pattern.sub(PLACEHOLDERS[kind], text)
+    return text
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def normalize_text(text: str) -> str:
+    """Fold full-width forms, strip spreadsheet export debris, collapse whitespace, simplify."""
+    text = _EXPORT_DEBRIS.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    return _t2s().convert(text)
+
+
+def prepare_text(text: str) -> str:
+    """The one entry point: normalise, then mask (normalising first makes full-width digits maskable)."""
+    return mask_personal_data(normalize_text(text))

@@ -1,0 +1,1 @@
+"""The triage HTTP service: classification API, durable routing queue, clerk console."""

@@ -1,0 +1,229 @@
+"""`triage`: command-line entry point for data staff and operators.
+
+Every command prints Chinese and English so that clerks and engineers both read it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from model.persistence import ModelLoadError, load_model
+from model.taxonomy import load_taxonomy
+from training.dataset import CORPUS_PATH, Columns, LabelledData, load_labelled
+from training.io import InputError
+from training.registry import Registry, RegistryError
+from training.settings import PathSettings
+
+app = typer.Typer(
+    help="信访分流 petition triage: train, evaluate and run the classifier. 使用 --help 查看每个命令。",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RegistryOption = Annotated[
+    Path | None, typer.Option("--registry", help="模型库目录 / model registry folder (default: models/)")
+]
+DataOption = Annotated[
+    list[Path] | None,
+    typer.Option("--data", help="标注数据文件 / labelled CSV, JSON Lines or .xlsx; repeatable. Default: data/"),
+]
+TextCol = Annotated[str, typer.Option("--text-col", help="文本列名 / text column")]
+LabelCol = Annotated[str, typer.Option("--label-col", help="标签列名 / label (domain) column")]
+DepartmentCol = Annotated[
+    str, typer.Option("--department-col", help="部门列名 / department column; absent column = one head")
+]
+EncodingOption = Annotated[
+    str | None, typer.Option("--encoding", help="输入编码 / input encoding (default: auto UTF-8/GB18030)")
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"错误 / error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def registry_from(path: Path | None) -> Registry:
+    return Registry(path or PathSettings().registry)
+
+
+def load_data(
+    paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool
+) -> LabelledData:
+    try:
+        data = load_labelled(paths or [CORPUS_PATH], columns, encoding)
+    except InputError as error:
+        raise fail(str(error)) from error
+    if data.invalid:
+        for row in data.invalid[:20]:
+            typer.echo(f"  无效行 / invalid: {row}", err=True)
+        if len(data.invalid) > 20:
+            typer.echo(f"  … 另有 {len(data.invalid) - 20} 行 / and {len(data.invalid) - 20} more", err=True)
+        if not skip_invalid:
+            raise fail(f"{len(data.invalid)} 行无效 / invalid rows; fix them or pass --skip-invalid")
+        typer.echo(f"跳过 {len(data.invalid)} 行无效数据 / skipped {len(data.invalid)} invalid rows", err=True)
+    if not len(data):
+        raise fail("没有可用的数据行 / no usable rows")
+    return data
+
+
+@app.command()
+def train(
+    data: DataOption = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "domain",
+    department_col: DepartmentCol = "department",
+    encoding: EncodingOption = None,
+    skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows instead of stopping")] = False,
+    holdout: Annotated[float, typer.Option(help="无预设划分时的留出比例 / held-out share when no split column")] = 0.2,
+    target_precision: Annotated[float, typer.Option(help="自动分流目标准确率 / auto-route precision")] = 0.95,
+    registry: RegistryOption = None,
+) -> None:
+    """训练模型 / Train a model and add it to the registry (default: the corpus in data/)."""
+    from training.train import train_and_register
+
+    columns = Columns(text=text_col, label=label_col, department=department_col)
+    labelled = load_data(data, columns, encoding, skip_invalid)
+    typer.echo(f"数据 / data: {len(labelled)} rows, labels {labelled.distribution()}", err=True)
+    started = time.perf_counter()
+    stages = tqdm(total=4, desc="训练 / training", unit="step", file=sys.stderr)
+
+    def step(name: str) -> None:
+        stages.set_postfix_str(name)
+        if name != "split":
+            stages.update(1)
+
+    try:
+        result = train_and_register(labelled, registry_from(registry),
+                                    {"target_precision": target_precision}, holdout, step=step)
+    except ValueError as error:
+        raise fail(str(error)) from error
+    finally:
+        stages.update(stages.total - stages.n)
+        stages.close()
+    metrics = result.manifest.metrics["test"]
+    typer.echo(f"版本 / version {result.version} ({time.perf_counter() - started:.1f}s) -> {result.folder}")
+    for head, values in metrics.items():
+        typer.echo(f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
+                   f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f}")
+    if result.promoted:
+        typer.echo("首个模型已设为当前 / first model promoted to current")
+
+
+@app.command()
+def models(registry: RegistryOption = None) -> None:
+    """列出模型版本 / List model versions (* marks the current one)."""
+    store = registry_from(registry)
+    current = store.current()
+    manifests = store.manifests()
+    if not manifests:
+        typer.echo(f"模型库为空 / registry {store.root} is empty; run `triage train`")
+        return
+    for manifest in manifests:
+        mark = "*" if manifest.version == current else " "
+        test = manifest.metrics.get("test", {}).get("domain", {})
+        typer.echo(f"{mark} {manifest.version}  {manifest.created_at}  rows={manifest.training_data.get('rows')}  "
+                   f"domain macro-F1={test.get('macro_f1', float('nan')):.3f}")
+
+
+@app.command()
+def promote(version: str, registry: RegistryOption = None) -> None:
+    """设为当前模型 / Make VERSION the current model (the previous one stays for rollback)."""
+    store = registry_from(registry)
+    try:
+        store.promote(version)
+    except RegistryError as error:
+        raise fail(str(error)) from error
+    typer.echo(f"当前模型 / current model: {version}")
+
+
+def load_current(registry: Path | None, version: str | None = None):  # noqa: ANN201 - typed at call sites
+    store = registry_from(registry)
+    try:
+        folder = store.folder(version) if version else store.current_folder()
+        return load_model(folder)
+    except (RegistryError, ModelLoadError) as error:
+        raise fail(str(error)) from error
+
+
+@app.command()
+def evaluate(
+    data: DataOption = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "domain",
+    department_col: DepartmentCol = "department",
+    encoding: EncodingOption = None,
+    output: Annotated[Path | None, typer.Option(help="报告目录 / report folder")] = None,
+    version: Annotated[str | None, typer.Option(help="模型版本 / model version (default: current)")] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """评估模型 / Evaluate a model on held-out data and write a report (default: the corpus test split)."""
+    from model.metrics import evaluate_model
+    from training.report import write_report
+    from training.train import head_targets
+
+    model, manifest = load_current(registry, version)
+    labelled = load_data(data, Columns(text=text_col, label=label_col, department=department_col), encoding, True)
+    if data is None:
+        labelled = labelled.subset("test")
+        typer.echo(f"使用语料库固定测试集 / using the corpus test split: {len(labelled)} rows", err=True)
+    elif labelled.fingerprint() == manifest.training_data.get("sha256"):
+        typer.echo("警告 / warning: this is the model's own training file; only its test split is used", err=True)
+        labelled = labelled.subset("test")
+    metrics = evaluate_model(model, labelled.texts, head_targets(labelled))
+    if not metrics:
+        raise fail("数据中的标签与模型不匹配 / no head of the model matches the file's columns")
+    folder = output or Path("reports") / f"evaluate-{manifest.version}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = write_report(metrics, folder, f"Evaluation of {manifest.version} on {len(labelled)} rows",
+                        load_taxonomy(), notes=[f"data: {', '.join(labelled.sources)}"])
+    for head, values in metrics.items():
+        typer.echo(f"{head}: accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
+                   f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f} "
+                   f"at precision {values['precision_at_threshold']:.3f}")
+    typer.echo(f"报告 / report: {path}")
+
+
+@app.command()
+def cv(
+    data: Annotated[list[Path], typer.Option("--data", help="标注数据文件 / labelled file(s)")],
+    folds: Annotated[int, typer.Option(help="折数 / number of folds")] = 5,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "domain",
+    department_col: DepartmentCol = "department",
+    encoding: EncodingOption = None,
+    skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows")] = False,
+    c: Annotated[float, typer.Option("--C", help="LinearSVC regularisation C")] = 1.0,
+) -> None:
+    """交叉验证 / Stratified k-fold cross-validated metrics of the pipeline on a labelled file."""
+    from training.crossval import cross_validate_pipeline
+
+    labelled = load_data(data, Columns(text=text_col, label=label_col, department=department_col),
+                         encoding, skip_invalid)
+    with tqdm(total=folds, desc="交叉验证 / cv", unit="fold", file=sys.stderr) as bar:
+        result = cross_validate_pipeline(labelled, folds, {"C": c}, on_fold=lambda: bar.update(1))
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址 / bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口 / port")] = 8000,
+) -> None:
+    """启动服务 / Run the triage API (trains the default model first if the registry is empty)."""
+    import uvicorn
+
+    from service.bootstrap import ensure_model
+
+    ensure_model(PathSettings().registry, echo=lambda message: typer.echo(message, err=True))
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,66 @@
+"""Local model registry: one folder per version, a CURRENT pointer, earlier versions kept for rollback."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from model.persistence import MANIFEST_FILE, Manifest, read_manifest
+
+CURRENT_FILE = "CURRENT"
+
+
+class RegistryError(RuntimeError):
+    """A version is missing or the registry is empty."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    root: Path
+
+    def new_version(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        version, suffix = stamp, 1
+        while (self.root / version).exists():
+            suffix += 1
+            version = f"{stamp}-{suffix}"
+        return version
+
+    def folder(self, version: str) -> Path:
+        path = self.root / version
+        if not (path / MANIFEST_FILE).is_file():
+            raise RegistryError(f"模型版本不存在 / no such model version: {version} in {self.root}")
+        return path
+
+    def versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+    def manifests(self) -> list[Manifest]:
+        return [read_manifest(self.root / version) for version in self.versions()]
+
+    def current(self) -> str | None:
+        pointer = self.root / CURRENT_FILE
+        if not pointer.is_file():
+            return None
+        version = pointer.read_text(encoding="utf-8").strip()
+        return version or None
+
+    def current_folder(self) -> Path:
+        version = self.current()
+        if version is None:
+            raise RegistryError(
+                f"没有当前模型 / no current model in {self.root}; run `triage train` first"
+            )
+        return self.folder(version)
+
+    def promote(self, version: str) -> None:
+        """Atomically point CURRENT at `version` (rename is atomic on POSIX)."""
+        self.folder(version)
+        self.root.mkdir(parents=True, exist_ok=True)
+        temporary = self.root / f".{CURRENT_FILE}.{os.getpid()}"
+        temporary.write_text(version + "\n", encoding="utf-8")
+        temporary.replace(self.root / CURRENT_FILE)
