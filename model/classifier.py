@@ -73,6 +73,7 @@ class TriageModel(BaseEstimator):
         word_ngram_range: tuple[int, int] = (1, 1),
         char_ngram_range: tuple[int, int] = (1, 3),
         lead_tokens: int = 20,
+        min_df: int = 2,
         calibration: str = "temperature",
         calibration_folds: int = 5,
         threshold_folds: int = 5,
@@ -83,6 +84,7 @@ class TriageModel(BaseEstimator):
         self.word_ngram_range = word_ngram_range
         self.char_ngram_range = char_ngram_range
         self.lead_tokens = lead_tokens
+        self.min_df = min_df
         self.calibration = calibration
         self.calibration_folds = calibration_folds
         self.threshold_folds = threshold_folds
@@ -92,7 +94,7 @@ class TriageModel(BaseEstimator):
     def _head(self, labels: np.ndarray) -> CalibratedClassifierCV:
         folds = StratifiedKFold(_folds(labels, self.calibration_folds), shuffle=True,
                                 random_state=self.random_state)
-        return CalibratedClassifierCV(LinearSVC(C=self.C), method=self.calibration, cv=folds)
+        return CalibratedClassifierCV(LinearSVC(C=self.C), method=self.calibration, cv=folds, ensemble=False)
 
     def fit(self, X: Sequence[str], y: ArrayLike) -> TriageModel:
         targets = np.asarray(y, dtype=object)
@@ -101,10 +103,13 @@ class TriageModel(BaseEstimator):
         if targets.shape[0] != len(X):
             raise ValueError(f"{len(X)} texts but {targets.shape[0]} label rows")
         self.head_names_ = list(HEADS[: targets.shape[1]])
+        for index in range(targets.shape[1]):
+            _folds(targets[:, index].astype(str), self.calibration_folds)  # fail before the costly part
         self.features_ = build_features(
             word_ngram_range=self.word_ngram_range,
             char_ngram_range=self.char_ngram_range,
             lead_tokens=self.lead_tokens,
+            min_df=self.min_df,
         )
         matrix = self.features_.fit_transform(list(X))
         self.heads_: dict[str, CalibratedClassifierCV] = {}
@@ -128,8 +133,17 @@ class TriageModel(BaseEstimator):
                 "precision_at_threshold": precision,
             }
             self.heads_[name] = head.fit(matrix, labels)
-        self.feature_names_ = self.features_.named_steps["tfidf"].get_feature_names_out()
         return self
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state.pop("_feature_names", None)  # derived from the vocabularies; rebuilt on demand
+        return state
+
+    def feature_names(self) -> np.ndarray:
+        if getattr(self, "_feature_names", None) is None:
+            self._feature_names = self.features_.named_steps["tfidf"].get_feature_names_out()
+        return self._feature_names
 
     def classes(self, head: str) -> list[str]:
         return [str(label) for label in self.heads_[head].classes_]
@@ -141,9 +155,8 @@ class TriageModel(BaseEstimator):
         return self.heads_[head].predict_proba(self.transform(X))
 
     def _weights(self, head: str) -> np.ndarray:
-        """Per-class term weights averaged over the calibration folds' LinearSVCs."""
-        coefs = [fold.estimator.coef_ for fold in self.heads_[head].calibrated_classifiers_]
-        return np.mean(coefs, axis=0)
+        """Per-class term weights of the head's LinearSVC (calibration is monotone, so ranks hold)."""
+        return self.heads_[head].calibrated_classifiers_[0].estimator.coef_
 
     def explain(self, row: sparse.csr_matrix, head: str, label: str, top: int = 8) -> list[tuple[str, float]]:
         """Terms of one document that pushed it most toward `label`, strongest first."""
@@ -160,7 +173,7 @@ class TriageModel(BaseEstimator):
         for position in order:
             if contributions[position] <= 0 or len(terms) >= top:
                 break
-            term = str(self.feature_names_[row.indices[position]]).split("__", 1)[1]
+            term = str(self.feature_names()[row.indices[position]]).split("__", 1)[1]
             if len(term) < 2 or term.startswith("<") or any(term in kept for kept in seen):
                 continue
             seen.add(term)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def save_model(model: TriageModel, folder: Path) -> str:
     """Write the model file into `folder` and return its sha256 (for the manifest)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MODEL_FILE
-    sio.dump(model, path)
+    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
     return file_sha256(path)
 
 

@@ -23,9 +23,10 @@ class Taxonomy:
     departments: dict[str, Label]
     domain_departments: dict[str, tuple[str, ...]]
 
-    def name(self, label_id: str) -> str:
-        """Chinese name of a domain or department id; unknown ids (custom label sets) pass through."""
-        label = self.domains.get(label_id) or self.departments.get(label_id)
+    def name(self, label_id: str, head: str = "domain") -> str:
+        """Chinese name of a label of `head`; unknown ids (custom label sets) pass through unchanged."""
+        labels = self.departments if head == "department" else self.domains
+        label = labels.get(label_id)
         return label.name if label else label_id
 
 

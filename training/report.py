@@ -69,7 +69,7 @@ def _head_section(name: str, metrics: dict[str, Any], taxonomy: Taxonomy) -> lis
         "|---|---|---:|---:|---:|---:|",
     ]
     for label, row in metrics["per_class"].items():
-        lines.append(f"| {label} | {taxonomy.name(label)} | {row['precision']:.3f} | {row['recall']:.3f} "
+        lines.append(f"| {label} | {taxonomy.name(label, name)} | {row['precision']:.3f} | {row['recall']:.3f} "
                      f"| {row['f1']:.3f} | {row['support']} |")
     lines += ["", f"![confusion {name}](confusion_{name}.png)", f"![reliability {name}](reliability_{name}.png)", ""]
     return lines

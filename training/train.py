@@ -79,7 +79,7 @@ def model_card(manifest: Manifest, taxonomy: Taxonomy) -> str:
         "## Labels",
     ]
     for head, labels in manifest.labels.items():
-        lines.append(f"- {head}: " + ", ".join(f"{label} {taxonomy.name(label)}" for label in labels))
+        lines.append(f"- {head}: " + ", ".join(f"{label} {taxonomy.name(label, head)}" for label in labels))
     lines += ["", "## Held-out results"]
     for head, metrics in manifest.metrics.get("test", {}).items():
         lines.append(

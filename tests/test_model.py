@@ -1,0 +1,78 @@
+"""The trained two-head model: calibrated outputs, abstention, explanations, held-out quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.classifier import LabelError, TriageModel
+from model.persistence import load_model
+from model.text import prepare_text
+from training.dataset import load_corpus
+from training.train import TrainResult
+
+
+@pytest.fixture(scope="module")
+def model(trained: TrainResult) -> TriageModel:
+    return load_model(trained.folder)[0]
+
+
+def test_probabilities_are_distributions_over_the_label_sets(model: TriageModel) -> None:
+    texts = ["健身房老板跑路了，我的年卡还剩八个月", "孩子学校天天补课收钱"]
+    for head, size in (("domain", 5), ("department", 15)):
+        proba = model.predict_proba(texts, head)
+        assert proba.shape == (2, size)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_prediction_has_ranked_top3_departments_and_review_flag(model: TriageModel) -> None:
+    prediction = model.predict(["我们小区开发商延期交房快两年了，两百多户业主要求赔偿违约金"])[0]
+    assert prediction.heads["domain"].label == "real_estate"
+    ranking = prediction.heads["department"].ranking
+    assert len(ranking) == 3 and ranking[0][0] == "housing"
+    assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
+    head = prediction.heads["department"]
+    assert head.needs_review == (head.confidence < model.thresholds_["department"])
+
+
+def test_low_confidence_goes_to_review(model: TriageModel) -> None:
+    vague = model.predict(["你好，我想问一下"])[0]
+    assert vague.needs_review
+
+
+def test_explanations_are_terms_of_the_masked_text(model: TriageModel) -> None:
+    text = "A市C区某某健身会所突然关门，老板电话13912345678打不通，我办的储值卡还有5000元没用，要求退费"
+    prediction = model.predict([text])[0]
+    assert prediction.heads["domain"].label == "prepaid"
+    terms = [term for term, _ in prediction.explanation]
+    assert terms and all(term in prepare_text(text) for term in terms)
+    assert all(weight > 0 for _, weight in prediction.explanation)
+    assert "13912345678" not in "".join(terms)
+
+
+def test_held_out_quality_on_the_fixed_split(trained: TrainResult) -> None:
+    test = trained.manifest.metrics["test"]
+    assert trained.manifest.training_data["test_rows"] > 400
+    assert test["domain"]["macro_f1"] > 0.85
+    assert test["department"]["top3_accuracy"] > 0.9
+    assert test["domain"]["precision_at_threshold"] > 0.9
+
+
+def test_thresholds_were_chosen_out_of_fold_for_the_target(trained: TrainResult) -> None:
+    validation = trained.manifest.metrics["out_of_fold_train"]
+    for head in ("domain", "department"):
+        assert validation[head]["precision_at_threshold"] >= 0.95
+        assert 0 < trained.manifest.thresholds[head] <= 1
+
+
+def test_one_head_model_for_a_custom_label_set() -> None:
+    corpus = load_corpus().subset("test")
+    labels = ["money" if label in {"finance", "prepaid"} else "not_money" for label in corpus.labels]
+    model = TriageModel(calibration_folds=2, threshold_folds=2).fit(corpus.texts, labels)
+    assert model.head_names_ == ["domain"] and model.classes("domain") == ["money", "not_money"]
+    assert model.predict(["P2P平台暴雷，我投的二十万取不出来"])[0].heads["domain"].label == "money"
+
+
+def test_rare_labels_are_reported_by_name() -> None:
+    with pytest.raises(LabelError, match="lonely"):
+        TriageModel().fit(["甲乙丙丁", "戊己庚辛", "壬癸子丑"], ["a", "a", "lonely"])

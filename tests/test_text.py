@@ -1,0 +1,27 @@
+from model.text import mask_personal_data, normalize_text, prepare_text
+
+
+def test_masks_phone_id_bank_card_and_email() -> None:
+    text = "张某电话13912345678，身份证110101199003071234，卡号6222020200001234567，邮箱zhang.san@qq.com"
+    masked = prepare_text(text)
+    for secret in ("13912345678", "110101199003071234", "6222020200001234567", "zhang.san@qq.com"):
+        assert secret not in masked
+    for placeholder in ("【电话】", "【身份证号】", "【银行卡号】", "【邮箱】"):
+        assert placeholder in masked
+
+
+def test_masks_spaced_and_full_width_numbers_and_landlines() -> None:
+    masked = prepare_text("手机１３９ １２３４ ５６７８，座机0731-88886666，卡号6222 0202 0000 1234 567，身份证号11010119900307123X")
+    assert "【电话】" in masked and "8888" not in masked
+    assert "【银行卡号】" in masked and "【身份证号】" in masked
+    assert not any(ch.isdigit() for ch in masked)
+
+
+def test_keeps_amounts_dates_and_already_masked_numbers() -> None:
+    text = "2023年5月12日交了12000元，电话138xxxx5678"
+    assert mask_personal_data(text) == text
+
+
+def test_normalises_full_width_whitespace_export_debris_and_traditional() -> None:
+    raw = "這個樓盤_x000D_\n\n\t爛尾了　ＡＢＣ１２３"
+    assert normalize_text(raw) == "这个楼盘 烂尾了 ABC123"
