@@ -20,7 +20,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 
-from model.features import build_features
+from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.thresholds import choose_threshold, coverage_precision
 
 HEADS = ("domain", "department")
@@ -52,8 +52,11 @@ class LabelError(ValueError):
 def _folds(labels: np.ndarray, wanted: int) -> int:
     _, counts = np.unique(labels, return_counts=True)
     if counts.min() < MIN_EXAMPLES_PER_LABEL:
-        rare = [str(label) for label, count in zip(*np.unique(labels, return_counts=True), strict=True)
-                if count < MIN_EXAMPLES_PER_LABEL]
+        rare = [
+            str(label)
+            for label, count in zip(*np.unique(labels, return_counts=True), strict=True)
+            if count < MIN_EXAMPLES_PER_LABEL
+        ]
         raise LabelError(f"labels with fewer than {MIN_EXAMPLES_PER_LABEL} examples: {', '.join(rare)}")
     if len(counts) < 2:
         raise LabelError("a head needs at least two distinct labels")
@@ -69,7 +72,7 @@ class TriageModel(BaseEstimator):
 
     def __init__(
         self,
-        C: float = 1.0,
+        C: float = 2.0,
         word_ngram_range: tuple[int, int] = (1, 1),
         char_ngram_range: tuple[int, int] = (1, 3),
         lead_tokens: int = 20,
@@ -92,8 +95,7 @@ class TriageModel(BaseEstimator):
         self.random_state = random_state
 
     def _head(self, labels: np.ndarray) -> CalibratedClassifierCV:
-        folds = StratifiedKFold(_folds(labels, self.calibration_folds), shuffle=True,
-                                random_state=self.random_state)
+        folds = StratifiedKFold(_folds(labels, self.calibration_folds), shuffle=True, random_state=self.random_state)
         return CalibratedClassifierCV(LinearSVC(C=self.C), method=self.calibration, cv=folds, ensemble=False)
 
     def fit(self, X: Sequence[str], y: ArrayLike) -> TriageModel:
@@ -118,8 +120,9 @@ class TriageModel(BaseEstimator):
         for index, name in enumerate(self.head_names_):
             labels = targets[:, index].astype(str)
             head = self._head(labels)
-            outer = StratifiedKFold(_folds(labels, self.threshold_folds), shuffle=True,
-                                    random_state=self.random_state + 1)
+            outer = StratifiedKFold(
+                _folds(labels, self.threshold_folds), shuffle=True, random_state=self.random_state + 1
+            )
             oof = cross_val_predict(clone(head), matrix, labels, cv=outer, method="predict_proba")
             classes = np.unique(labels)
             confidence = oof.max(axis=1)
@@ -136,9 +139,18 @@ class TriageModel(BaseEstimator):
         return self
 
     def __getstate__(self) -> dict[str, object]:
-        state = super().__getstate__()
+        """Vocabularies travel as term arrays: persisted dicts of ~10^5 entries make loading slow."""
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
         state.pop("_feature_names", None)  # derived from the vocabularies; rebuilt on demand
+        if "features_" in state:
+            state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
         return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        vocabularies = state.pop("vocabularies_", None)
+        super().__setstate__(state)
+        if vocabularies is not None:
+            attach_vocabularies(self.features_, vocabularies)
 
     def feature_names(self) -> np.ndarray:
         if getattr(self, "_feature_names", None) is None:
@@ -162,8 +174,8 @@ class TriageModel(BaseEstimator):
         """Terms of one document that pushed it most toward `label`, strongest first."""
         weights = self._weights(head)
         classes = self.classes(head)
-        class_weights = weights[0] * (1 if label == classes[1] else -1) if len(classes) == 2 else (
-            weights[classes.index(label)]
+        class_weights = (
+            weights[0] * (1 if label == classes[1] else -1) if len(classes) == 2 else (weights[classes.index(label)])
         )
         row = row.tocsr()
         contributions = row.data * class_weights[row.indices]
@@ -195,8 +207,6 @@ class TriageModel(BaseEstimator):
                 heads[name] = HeadPrediction(
                     ranking[0][0], round(confidence, 4), ranking, confidence < self.thresholds_[name]
                 )
-            explanation = (
-                self.explain(matrix[row_index], "domain", heads["domain"].label) if explain else []
-            )
+            explanation = self.explain(matrix[row_index], "domain", heads["domain"].label) if explain else []
             results.append(Prediction(heads, explanation))
         return results

@@ -8,6 +8,9 @@ make explanations readable. Text is tokenised once per document.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from copy import copy
+
+import numpy as np
 
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -90,3 +93,27 @@ def build_vectorizer(
 def build_features(**vectorizer_params: object) -> Pipeline:
     """Raw text in, sparse TF-IDF matrix out."""
     return Pipeline([("tokens", PetitionTokenizer()), ("tfidf", build_vectorizer(**vectorizer_params))])
+
+
+def detach_vocabularies(features: Pipeline) -> tuple[Pipeline, dict[str, np.ndarray]]:
+    """A shallow copy of fitted `features` without vocabulary dicts, plus each vocabulary as a term array."""
+    union = copy(features.named_steps["tfidf"])
+    vocabularies: dict[str, np.ndarray] = {}
+    detached = []
+    for name, vectorizer in union.transformer_list:
+        clone = copy(vectorizer)
+        vocabulary = clone.__dict__.pop("vocabulary_")
+        terms = np.empty(len(vocabulary), dtype=object)
+        for term, index in vocabulary.items():
+            terms[index] = term
+        vocabularies[name] = terms.astype(str)
+        detached.append((name, clone))
+    union.transformer_list = detached
+    pipeline = copy(features)
+    pipeline.steps = [(name, union if name == "tfidf" else step) for name, step in features.steps]
+    return pipeline, vocabularies
+
+
+def attach_vocabularies(features: Pipeline, vocabularies: dict[str, np.ndarray]) -> None:
+    for name, vectorizer in features.named_steps["tfidf"].transformer_list:
+        vectorizer.vocabulary_ = {str(term): index for index, term in enumerate(vocabularies[name])}

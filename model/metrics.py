@@ -23,14 +23,19 @@ def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10
             continue
         mean_conf, accuracy = float(confidence[mask].mean()), float(correct[mask].mean())
         ece += mask.mean() * abs(mean_conf - accuracy)
-        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                     "confidence": mean_conf, "accuracy": accuracy})
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(mask.sum()),
+                "confidence": mean_conf,
+                "accuracy": accuracy,
+            }
+        )
     return {"bins": rows, "ece": float(ece)}
 
 
-def head_metrics(
-    proba: np.ndarray, classes: Sequence[str], truth: Sequence[str], threshold: float
-) -> dict[str, Any]:
+def head_metrics(proba: np.ndarray, classes: Sequence[str], truth: Sequence[str], threshold: float) -> dict[str, Any]:
     """Classification, ranking, abstention and calibration metrics for one head."""
     classes_array = np.asarray(classes)
     truth_array = np.asarray(truth)
@@ -56,8 +61,7 @@ def head_metrics(
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
-        "confusion": {"labels": labels,
-                      "matrix": confusion_matrix(truth_array, predicted, labels=labels).tolist()},
+        "confusion": {"labels": labels, "matrix": confusion_matrix(truth_array, predicted, labels=labels).tolist()},
         "calibration": calibration_bins(confidence, correct),
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from model.classifier import TriageModel
 
@@ -89,8 +90,8 @@ def read_manifest(folder: Path) -> Manifest:
         raise ModelLoadError(f"unreadable manifest {path}: {error}") from error
 
 
-def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
-    """Load a model folder, refusing a file whose hash or types do not match what is trusted."""
+def verify_model(folder: Path) -> Manifest:
+    """Check that the model file exists and matches its manifest's sha256, without loading it."""
     manifest = read_manifest(folder)
     path = folder / MODEL_FILE
     if not path.is_file():
@@ -101,10 +102,17 @@ def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
             f"model file {path} has sha256 {actual[:12]}…, manifest expects {manifest.model_sha256[:12]}…; "
             "refusing to load a modified or mismatched model"
         )
-    untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
-    if untrusted:
-        raise ModelLoadError(f"model file {path} contains untrusted types: {sorted(untrusted)}")
-    model = sio.load(path, trusted=list(TRUSTED_TYPES))
+    return manifest
+
+
+def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
+    """Load a model folder, refusing a file whose hash or types do not match what is trusted."""
+    manifest = verify_model(folder)
+    path = folder / MODEL_FILE
+    try:
+        model = sio.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as error:
+        raise ModelLoadError(f"model file {path} contains untrusted types: {error}") from error
     if not isinstance(model, TriageModel):
         raise ModelLoadError(f"{path} does not hold a TriageModel")
     return model, manifest

@@ -33,8 +33,6 @@ class Taxonomy:
 def load_taxonomy(path: Path = TAXONOMY_PATH) -> Taxonomy:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     domains = {key: Label(key, value["name"], value["scope"].strip()) for key, value in raw["domains"].items()}
-    departments = {
-        key: Label(key, value["name"], value["scope"].strip()) for key, value in raw["departments"].items()
-    }
+    departments = {key: Label(key, value["name"], value["scope"].strip()) for key, value in raw["departments"].items()}
     owners = {key: tuple(value["departments"]) for key, value in raw["domains"].items()}
     return Taxonomy(domains, departments, owners)

@@ -11,7 +11,9 @@ def test_masks_phone_id_bank_card_and_email() -> None:
 
 
 def test_masks_spaced_and_full_width_numbers_and_landlines() -> None:
-    masked = prepare_text("手机１３９ １２３４ ５６７８，座机0731-88886666，卡号6222 0202 0000 1234 567，身份证号11010119900307123X")
+    masked = prepare_text(
+        "手机１３９ １２３４ ５６７８，座机0731-88886666，卡号6222 0202 0000 1234 567，身份证号11010119900307123X"
+    )
     assert "【电话】" in masked and "8888" not in masked
     assert "【银行卡号】" in masked and "【身份证号】" in masked
     assert not any(ch.isdigit() for ch in masked)

@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from model.persistence import ModelLoadError, load_model
+from model.persistence import ModelLoadError, load_model, verify_model
 from model.taxonomy import load_taxonomy
+from training.classify import Summary as ClassifySummary
 from training.dataset import CORPUS_PATH, Columns, LabelledData, load_labelled
 from training.io import InputError
 from training.registry import Registry, RegistryError
@@ -54,9 +55,7 @@ def registry_from(path: Path | None) -> Registry:
     return Registry(path or PathSettings().registry)
 
 
-def load_data(
-    paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool
-) -> LabelledData:
+def load_data(paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool) -> LabelledData:
     try:
         data = load_labelled(paths or [CORPUS_PATH], columns, encoding)
     except InputError as error:
@@ -101,8 +100,9 @@ def train(
             stages.update(1)
 
     try:
-        result = train_and_register(labelled, registry_from(registry),
-                                    {"target_precision": target_precision}, holdout, step=step)
+        result = train_and_register(
+            labelled, registry_from(registry), {"target_precision": target_precision}, holdout, step=step
+        )
     except ValueError as error:
         raise fail(str(error)) from error
     finally:
@@ -111,8 +111,10 @@ def train(
     metrics = result.manifest.metrics["test"]
     typer.echo(f"版本 / version {result.version} ({time.perf_counter() - started:.1f}s) -> {result.folder}")
     for head, values in metrics.items():
-        typer.echo(f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
-                   f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f}")
+        typer.echo(
+            f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
+            f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f}"
+        )
     if result.promoted:
         typer.echo("首个模型已设为当前 / first model promoted to current")
 
@@ -129,8 +131,10 @@ def models(registry: RegistryOption = None) -> None:
     for manifest in manifests:
         mark = "*" if manifest.version == current else " "
         test = manifest.metrics.get("test", {}).get("domain", {})
-        typer.echo(f"{mark} {manifest.version}  {manifest.created_at}  rows={manifest.training_data.get('rows')}  "
-                   f"domain macro-F1={test.get('macro_f1', float('nan')):.3f}")
+        typer.echo(
+            f"{mark} {manifest.version}  {manifest.created_at}  rows={manifest.training_data.get('rows')}  "
+            f"domain macro-F1={test.get('macro_f1', float('nan')):.3f}"
+        )
 
 
 @app.command()
@@ -144,7 +148,7 @@ def promote(version: str, registry: RegistryOption = None) -> None:
     typer.echo(f"当前模型 / current model: {version}")
 
 
-def load_current(registry: Path | None, version: str | None = None):  # noqa: ANN201 - typed at call sites
+def load_current(registry: Path | None, version: str | None = None):
     store = registry_from(registry)
     try:
         folder = store.folder(version) if version else store.current_folder()
@@ -181,12 +185,19 @@ def evaluate(
     if not metrics:
         raise fail("数据中的标签与模型不匹配 / no head of the model matches the file's columns")
     folder = output or Path("reports") / f"evaluate-{manifest.version}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = write_report(metrics, folder, f"Evaluation of {manifest.version} on {len(labelled)} rows",
-                        load_taxonomy(), notes=[f"data: {', '.join(labelled.sources)}"])
+    path = write_report(
+        metrics,
+        folder,
+        f"Evaluation of {manifest.version} on {len(labelled)} rows",
+        load_taxonomy(),
+        notes=[f"data: {', '.join(labelled.sources)}"],
+    )
     for head, values in metrics.items():
-        typer.echo(f"{head}: accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
-                   f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f} "
-                   f"at precision {values['precision_at_threshold']:.3f}")
+        typer.echo(
+            f"{head}: accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
+            f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f} "
+            f"at precision {values['precision_at_threshold']:.3f}"
+        )
     typer.echo(f"报告 / report: {path}")
 
 
@@ -199,16 +210,117 @@ def cv(
     department_col: DepartmentCol = "department",
     encoding: EncodingOption = None,
     skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows")] = False,
-    c: Annotated[float, typer.Option("--C", help="LinearSVC regularisation C")] = 1.0,
+    c: Annotated[float, typer.Option("--C", help="LinearSVC regularisation C")] = 2.0,
 ) -> None:
     """交叉验证 / Stratified k-fold cross-validated metrics of the pipeline on a labelled file."""
     from training.crossval import cross_validate_pipeline
 
-    labelled = load_data(data, Columns(text=text_col, label=label_col, department=department_col),
-                         encoding, skip_invalid)
+    labelled = load_data(
+        data, Columns(text=text_col, label=label_col, department=department_col), encoding, skip_invalid
+    )
     with tqdm(total=folds, desc="交叉验证 / cv", unit="fold", file=sys.stderr) as bar:
         result = cross_validate_pipeline(labelled, folds, {"C": c}, on_fold=lambda: bar.update(1))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def print_summary(summary: ClassifySummary, compare: bool) -> None:
+    """Closing summary on stderr: what a clerk checks before trusting a batch run."""
+    echo = lambda text: typer.echo(text, err=True)  # noqa: E731
+    rate = summary.rows_read / summary.elapsed if summary.elapsed else 0.0
+    echo(
+        f"完成 / done: 读取 read {summary.rows_read}, 分类 classified {summary.classified}, "
+        f"失败 failed {summary.failed}, 用时 elapsed {summary.elapsed:.1f}s ({rate:.0f} rows/s)"
+    )
+    if summary.resumed_after:
+        echo(f"续跑 / resumed after {summary.resumed_after} rows already in the output")
+    if summary.classified:
+        echo(f"需人工复核 / needs review: {summary.needs_review / summary.classified:.1%}")
+        taxonomy = load_taxonomy()
+        echo("领域 / domains: " + ", ".join(f"{taxonomy.name(k)}({k}) {v}" for k, v in summary.domains.most_common()))
+        echo(
+            "部门 / departments: "
+            + ", ".join(f"{taxonomy.name(k, 'department')}({k}) {v}" for k, v in summary.departments.most_common())
+        )
+    if compare:
+        moved = sum(summary.flows.values())
+        echo(f"改派 / re-routed: {moved} of {summary.compared} rows with an old department")
+        for (old, new), count in summary.flows.most_common(10):
+            echo(f"  {old:>20} -> {new:<20} {count}")
+
+
+@app.command()
+def classify(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, JSON Lines or .xlsx with id and text")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="输出文件 / .csv (default), .jsonl or .xlsx; stdout if absent")
+    ] = None,
+    id_col: Annotated[str, typer.Option("--id-col", help="编号列 / id column")] = "id",
+    text_col: TextCol = "text",
+    encoding: EncodingOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="进程数 / worker processes (0 = all cores)")] = 0,
+    chunk_size: Annotated[int, typer.Option(help="每批行数 / rows per chunk")] = 256,
+    resume: Annotated[bool, typer.Option(help="断点续跑 / continue an interrupted run")] = False,
+    errors: Annotated[Path | None, typer.Option("--errors", help="错误行另存 / also write bad rows here")] = None,
+    compare_col: Annotated[
+        str | None, typer.Option("--compare-col", help="原部门列 / old department column to compare")
+    ] = None,
+    enqueue: Annotated[bool, typer.Option(help="推送到分流队列 / push results into the routing queue")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不显示进度 / no progress bar")] = False,
+    version: Annotated[str | None, typer.Option(help="模型版本 / model version (default: current)")] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """批量分类 / Classify a backlog file row by row (streaming, parallel, resumable)."""
+    import os
+
+    from training.classify import ClassifyOptions, classify_file
+    from training.io import estimate_rows
+
+    store = registry_from(registry)
+    try:
+        folder = store.folder(version) if version else store.current_folder()
+        manifest = verify_model(folder)  # fail fast on a missing or tampered model, before any output
+    except (RegistryError, ModelLoadError) as error:
+        raise fail(str(error)) from error
+    options = ClassifyOptions(
+        id_col=id_col,
+        text_col=text_col,
+        compare_col=compare_col,
+        encoding=encoding,
+        chunk_size=chunk_size,
+        jobs=jobs or os.cpu_count() or 1,
+    )
+    try:
+        total = estimate_rows(input_path) if input_path.is_file() else None
+    except Exception:  # a broken file is reported properly by the reader below
+        total = None
+    bar = tqdm(
+        total=total,
+        desc="分类 / classify",
+        unit="row",
+        file=sys.stderr,
+        disable=True if quiet else None,
+        dynamic_ncols=True,
+    )
+    sinks = [lambda rows: bar.update(len(rows))]
+    if enqueue:
+        from service.enqueue import backlog_enqueuer
+
+        sinks.append(backlog_enqueuer(manifest.version))
+    try:
+        summary = classify_file(
+            input_path,
+            output,
+            folder,
+            options,
+            resume=resume,
+            on_rows=lambda rows: [sink(rows) for sink in sinks],
+            errors=errors,
+        )
+    except InputError as error:
+        raise fail(str(error)) from error
+    finally:
+        bar.close()
+    print_summary(summary, compare_col is not None)
 
 
 @app.command()

@@ -94,8 +94,8 @@ def load_labelled(
             if first:
                 required = [columns.text, columns.label]
                 require_columns(row, required, path)
-                department_seen = department_seen and columns.department is not None and (
-                    columns.department in row.values
+                department_seen = (
+                    department_seen and columns.department is not None and (columns.department in row.values)
                 )
                 first = False
             values = row.values

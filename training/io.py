@@ -75,9 +75,9 @@ def _csv_rows(path: Path, encoding: str | None) -> Iterator[Row]:
         reader = csv.DictReader(handle, delimiter=delimiter)
         if not reader.fieldnames:
             raise InputError(f"{path}: 文件为空或没有表头 / empty file or no header row")
-        for values in reader:
+        for number, values in enumerate(reader, 2):  # record numbers as a spreadsheet shows them
             clean = {key: value for key, value in values.items() if key is not None}
-            yield Row(reader.line_num, clean, _has_undecodable(clean))
+            yield Row(number, clean, _has_undecodable(clean))
 
 
 def _jsonl_rows(path: Path, encoding: str | None) -> Iterator[Row]:
@@ -139,3 +139,22 @@ def require_columns(row: Row, columns: list[str], path: Path) -> None:
         raise InputError(
             f"{path}: 找不到列 / unknown column(s) {missing}; 文件中的列 / columns present: {sorted(row.values)}"
         )
+
+
+def estimate_rows(path: Path) -> int | None:
+    """Approximate data-row count for progress bars (quoted newlines make CSV counts an upper bound)."""
+    suffix = path.suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True)
+        try:
+            rows = workbook.active.max_row
+        finally:
+            workbook.close()
+        return None if rows is None else max(rows - 1, 0)
+    lines = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            lines += block.count(b"\n")
+    return lines if suffix in JSONL_SUFFIXES else max(lines - 1, 0)

@@ -52,9 +52,7 @@ class Registry:
     def current_folder(self) -> Path:
         version = self.current()
         if version is None:
-            raise RegistryError(
-                f"没有当前模型 / no current model in {self.root}; run `triage train` first"
-            )
+            raise RegistryError(f"没有当前模型 / no current model in {self.root}; run `triage train` first")
         return self.folder(version)
 
     def promote(self, version: str) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from model.taxonomy import Taxonomy  # noqa: E402
+from model.taxonomy import Taxonomy
 
 
 def plot_confusion(confusion: dict[str, Any], title: str, path: Path) -> None:
@@ -24,8 +24,15 @@ def plot_confusion(confusion: dict[str, Any], title: str, path: Path) -> None:
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
             if value:
-                axes.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                          color="white" if value > peak / 2 else "black")
+                axes.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > peak / 2 else "black",
+                )
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
@@ -40,8 +47,9 @@ def plot_reliability(calibration: dict[str, Any], title: str, path: Path) -> Non
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     axes.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label="model")
     for b in bins:
-        axes.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), fontsize=7,
-                      textcoords="offset points", xytext=(4, -10))
+        axes.annotate(
+            str(b["count"]), (b["confidence"], b["accuracy"]), fontsize=7, textcoords="offset points", xytext=(4, -10)
+        )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence")
@@ -69,8 +77,10 @@ def _head_section(name: str, metrics: dict[str, Any], taxonomy: Taxonomy) -> lis
         "|---|---|---:|---:|---:|---:|",
     ]
     for label, row in metrics["per_class"].items():
-        lines.append(f"| {label} | {taxonomy.name(label, name)} | {row['precision']:.3f} | {row['recall']:.3f} "
-                     f"| {row['f1']:.3f} | {row['support']} |")
+        lines.append(
+            f"| {label} | {taxonomy.name(label, name)} | {row['precision']:.3f} | {row['recall']:.3f} "
+            f"| {row['f1']:.3f} | {row['support']} |"
+        )
     lines += ["", f"![confusion {name}](confusion_{name}.png)", f"![reliability {name}](reliability_{name}.png)", ""]
     return lines
 

@@ -134,13 +134,19 @@ def train_and_register(
         labels={head: model.classes(head) for head in model.head_names_},
         thresholds=model.thresholds_,
         metrics={"test": test_metrics, "out_of_fold_train": model.validation_},
-        parameters={key: list(value) if isinstance(value, tuple) else value
-                    for key, value in model.get_params().items()},
+        parameters={
+            key: list(value) if isinstance(value, tuple) else value for key, value in model.get_params().items()
+        },
         library_versions=library_versions(),
     )
     write_manifest(manifest, folder)
-    write_report(test_metrics, folder, f"Evaluation of {version} on {len(test_part)} held-out rows", taxonomy,
-                 notes=["Held-out rows were never seen in training or threshold selection."])
+    write_report(
+        test_metrics,
+        folder,
+        f"Evaluation of {version} on {len(test_part)} held-out rows",
+        taxonomy,
+        notes=["Held-out rows were never seen in training or threshold selection."],
+    )
     (folder / "MODEL_CARD.md").write_text(model_card(manifest, taxonomy), encoding="utf-8")
     promoted = registry.current() is None
     if promoted:

@@ -1,0 +1,520 @@
+"""The HTTP API through TestClient (as a context manager, so the lifespan runs): every endpoint, each
+role, each kind of bad input. Uses the session's trained model; each test gets its own SQLite file."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.logging import JsonFormatter
+from service.settings import ApiKeyConfig, Settings
+from training.registry import Registry
+
+KEYS = {
+    "k-clerk": ApiKeyConfig(role="clerk", name="clerk-1"),
+    "k-admin": ApiKeyConfig(role="admin", name="admin-1"),
+    "k-housing": ApiKeyConfig(role="department", name="housing-1", department="housing"),
+    "k-finance": ApiKeyConfig(role="department", name="finance-1", department="finance_regulation"),
+}
+CLERK = {"X-API-Key": "k-clerk"}
+ADMIN = {"X-API-Key": "k-admin"}
+HOUSING = {"X-API-Key": "k-housing"}
+FINANCE = {"X-API-Key": "k-finance"}
+
+HOUSING_TEXT = (
+    "我于2021年购买某小区商品房，开发商承诺2023年交房，至今逾期未交付，多次找开发商无果，请求住建部门督促交房。"
+    "联系电话13812345678"
+)
+FINANCE_TEXT = "某投资理财平台以高息为诱饵非法集资，现已暴雷无法提现，涉及投资人上千人，请求依法立案追缴资金。"
+
+
+def settings_for(tmp_path: Path, registry_root: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"registry": registry_root, "database_url": f"sqlite:///{tmp_path / 'api.db'}",
+                              "api_keys": KEYS}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def client(tmp_path: Path, registry_root: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_for(tmp_path, registry_root))) as test_client:
+        yield test_client
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"] and error["message_en"]
+    return error
+
+
+def submit(client: TestClient, text: str = HOUSING_TEXT, headers: dict[str, str] = CLERK, **fields: Any) -> Any:
+    return client.post("/v1/petitions", json={"text": text, "channel": "web", **fields}, headers=headers)
+
+
+# -- health, auth ----------------------------------------------------------------------------------
+
+
+def test_health_readiness_and_metrics_are_open(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] is True and ready.json()["model_version"]
+    submit(client)
+    client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK)
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    body = metrics.text
+    assert 'triage_http_requests_total{method="POST",route="/v1/petitions",status="201"} 1.0' in body
+    assert "triage_http_request_duration_seconds_bucket" in body
+    assert 'triage_queue_depth{queue="housing",state="queued"} 1.0' in body
+    assert 'triage_predictions_total{head="domain",label="finance"}' in body
+    assert "triage_model_info{version=" in body
+
+
+def test_missing_or_wrong_key_is_401_and_bearer_works(client: TestClient) -> None:
+    assert_error(client.get("/v1/queues"), 401, "unauthorized")
+    assert_error(client.get("/v1/queues", headers={"X-API-Key": "nope"}), 401, "unauthorized")
+    assert_error(client.get("/v1/queues", headers={"X-API-Key": "dev-clerk"}), 401, "unauthorized")
+    assert client.get("/v1/queues", headers={"Authorization": "Bearer k-clerk"}).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), [
+    ("post", "/v1/classify", HOUSING, {"text": "x"}),
+    ("post", "/v1/petitions", HOUSING, {"text": "x", "channel": "web"}),
+    ("post", "/v1/petitions/batch", FINANCE, {"items": [{"text": "x", "channel": "web"}]}),
+    ("post", "/v1/petitions/1/route", HOUSING, {"department": "housing"}),
+    ("post", "/v1/model/reload", CLERK, None),
+    ("post", "/v1/model/reload", HOUSING, None),
+    ("post", "/v1/queues/housing/claim", CLERK, None),
+    ("post", "/v1/queues/housing/claim", FINANCE, None),
+    ("get", "/v1/queues/housing", FINANCE, None),
+])
+def test_roles_that_may_not_get_403(client: TestClient, method: str, path: str, headers: dict[str, str],
+                                    body: Any) -> None:
+    assert_error(client.request(method.upper(), path, json=body, headers=headers), 403, "forbidden")
+
+
+def test_dev_keys_apply_only_without_configured_keys(tmp_path: Path, registry_root: Path) -> None:
+    settings = settings_for(tmp_path, registry_root, api_keys=None)
+    with TestClient(create_app(settings)) as dev:
+        assert dev.get("/v1/queues", headers={"X-API-Key": "dev-clerk"}).status_code == 200
+        housing = dev.get("/v1/queues", headers={"X-API-Key": "dev-dept-housing"}).json()["queues"]
+        assert [queue["queue"] for queue in housing] == ["housing"]
+
+
+# -- classify ----------------------------------------------------------------------------------------
+
+
+def test_classify_returns_route_explanation_and_stores_nothing(client: TestClient) -> None:
+    response = client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["domain"]["label"] == "finance" and body["domain"]["name"] == "涉众金融"
+    assert 0 <= body["domain"]["confidence"] <= 1 and body["domain"]["threshold"] > 0
+    assert len(body["department"]["ranking"]) == 3
+    assert body["department"]["ranking"][0]["label"] == body["department"]["label"]
+    assert isinstance(body["needs_review"], bool)
+    assert body["model_version"] == client.get("/v1/model", headers=CLERK).json()["version"]
+    assert body["explanation"] and all(term["term"] in body["masked_text"] for term in body["explanation"])
+    assert body["suggested_queue"] in ("finance_regulation", "manual_triage") or body["needs_review"] is False
+    masked = client.post("/v1/classify", json={"text": HOUSING_TEXT}, headers=ADMIN).json()["masked_text"]
+    assert "13812345678" not in masked
+    counts = client.get("/v1/queues", headers=CLERK).json()["queues"]
+    assert sum(queue["open"] for queue in counts) == 0
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"text": ""}, 422, "empty_text"),
+    ({"text": " \n\t\u3000 "}, 422, "empty_text"),
+    ({"text": "长" * 20_001}, 422, "text_too_long"),
+    ({"text": 123}, 422, "validation_error"),
+    ({"text": ["a"]}, 422, "validation_error"),
+    ({}, 422, "missing"),
+    ([], 422, "validation_error"),
+])
+def test_classify_rejects_bad_input(client: TestClient, body: Any, status: int, code: str) -> None:
+    assert_error(client.post("/v1/classify", json=body, headers=CLERK), status, code)
+
+
+def test_classify_accepts_the_maximum_length(client: TestClient) -> None:
+    text = (FINANCE_TEXT * 400)[:20_000]
+    assert client.post("/v1/classify", json={"text": text}, headers=CLERK).status_code == 200
+
+
+def test_invalid_json_and_unknown_routes(client: TestClient) -> None:
+    for raw in (b"{not json", b'{"text": "a"', b"\xff\xfe"):
+        response = client.post("/v1/classify", content=raw, headers={**CLERK, "Content-Type": "application/json"})
+        assert_error(response, 400, "invalid_json")
+    assert_error(client.get("/v1/nothing-here", headers=CLERK), 404, "not_found")
+    assert_error(client.delete("/v1/classify", headers=CLERK), 405, "method_not_allowed")
+
+
+def test_body_over_the_limit_is_413(tmp_path: Path, registry_root: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path, registry_root, max_body_bytes=2_000))) as small:
+        assert_error(small.post("/v1/classify", json={"text": "长" * 1_000}, headers=CLERK), 413, "body_too_large")
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: chunked upload
+            yield b'{"text": "'
+            for _ in range(10):
+                yield "长".encode() * 100
+            yield b'"}'
+
+        response = small.post("/v1/classify", content=chunks(), headers={**CLERK, "Content-Type": "application/json"})
+        assert_error(response, 413, "body_too_large")
+        assert small.post("/v1/classify", json={"text": "开发商逾期交房"}, headers=CLERK).status_code == 200
+
+
+# -- submit, read ------------------------------------------------------------------------------------
+
+
+def test_submit_stores_enqueues_and_sets_the_due_date(client: TestClient) -> None:
+    received = "2026-03-02T09:30:00+08:00"
+    response = submit(client, received_at=received, external_id="XF-1")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert response.headers["location"] == f"/v1/petitions/{body['id']}"
+    assert body["created"] is True and body["status"] == "queued"
+    start = datetime.fromisoformat(received)
+    assert datetime.fromisoformat(body["received_at"]) == start
+    assert datetime.fromisoformat(body["due_at"]) == start + timedelta(days=15)
+    suggestion = body["suggestion"]
+    expected_queue = "manual_triage" if suggestion["needs_review"] else suggestion["department"]["label"]
+    assert body["queue"] == expected_queue
+    petition = client.get(f"/v1/petitions/{body['id']}", headers=CLERK).json()
+    assert petition["text"] == HOUSING_TEXT and petition["text_visible"] is True
+    assert "13812345678" not in petition["masked_text"] and "【电话】" in petition["masked_text"]
+    assert all(term["term"] in petition["masked_text"] for term in petition["prediction"]["explanation"])
+    assert petition["history"][0]["action"] == "submitted" and petition["history"][0]["actor"] == "clerk-1"
+    assert petition["overdue"] is True  # received in March 2026, never handed over
+
+
+def test_naive_received_at_is_china_time_and_future_is_rejected(client: TestClient) -> None:
+    body = submit(client, received_at="2026-03-02T09:30:00").json()
+    assert body["received_at"] == "2026-03-02T01:30:00Z"
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert_error(submit(client, "另一件", received_at=future), 422, "received_in_future")
+
+
+def test_repeats_return_the_original_never_a_copy(client: TestClient) -> None:
+    first = submit(client, external_id="XF-7")
+    again = submit(client, external_id="XF-7")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.json()["created"] is False
+    keyed = submit(client, FINANCE_TEXT, headers={**CLERK, "Idempotency-Key": "req-1"})
+    keyed_again = submit(client, FINANCE_TEXT, headers={**CLERK, "Idempotency-Key": "req-1"})
+    assert keyed.status_code == 201 and keyed_again.status_code == 200
+    assert keyed_again.json()["id"] == keyed.json()["id"]
+    assert_error(submit(client, "内容不同", external_id="XF-7"), 409, "idempotency_conflict")
+    assert_error(submit(client, "内容不同", headers={**CLERK, "Idempotency-Key": "req-1"}), 409,
+                 "idempotency_conflict")
+    counts = client.get("/v1/queues", headers=CLERK).json()["queues"]
+    assert sum(queue["open"] for queue in counts) == 2
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"channel": "fax"}, "validation_error"),
+    ({"channel": None}, "validation_error"),
+    ({"received_at": "yesterday"}, "validation_error"),
+    ({"external_id": ""}, "validation_error"),
+    ({"external_id": "x" * 201}, "validation_error"),
+    ({"text": "   "}, "empty_text"),
+])
+def test_submit_rejects_bad_fields(client: TestClient, fields: dict[str, Any], code: str) -> None:
+    assert_error(client.post("/v1/petitions", json={"text": HOUSING_TEXT, "channel": "web", **fields},
+                             headers=CLERK), 422, code)
+    assert_error(client.post("/v1/petitions", json={"text": HOUSING_TEXT}, headers=CLERK), 422, "missing")
+
+
+def test_unknown_or_malformed_petition_ids(client: TestClient) -> None:
+    assert_error(client.get("/v1/petitions/424242", headers=CLERK), 404, "petition_not_found")
+    assert_error(client.get("/v1/petitions/abc", headers=CLERK), 422, "validation_error")
+    assert_error(client.get("/v1/petitions/0", headers=CLERK), 422, "validation_error")
+    assert_error(client.get(f"/v1/petitions/{2**70}", headers=CLERK), 422, "validation_error")
+    assert_error(client.post("/v1/petitions/424242/route", json={"department": "housing"}, headers=CLERK), 404,
+                 "petition_not_found")
+    assert_error(client.post("/v1/petitions/424242/close", json={"resolution": "x"}, headers=CLERK), 404,
+                 "petition_not_found")
+
+
+def test_uncertain_petitions_go_to_manual_triage(tmp_path: Path, registry_root: Path) -> None:
+    strict = settings_for(tmp_path, registry_root, thresholds={"domain": 1.01})  # nothing is confident enough
+    with TestClient(create_app(strict)) as test_client:
+        body = submit(test_client).json()
+        assert body["queue"] == "manual_triage" and body["suggestion"]["needs_review"] is True
+        model = test_client.get("/v1/model", headers=CLERK).json()
+        assert model["thresholds"]["domain"] == 1.01
+
+
+# -- batch -------------------------------------------------------------------------------------------
+
+
+def test_batch_validates_each_item_on_its_own(client: TestClient) -> None:
+    items = [
+        {"text": HOUSING_TEXT, "channel": "letter", "external_id": "B-1"},
+        {"text": "", "channel": "letter"},
+        {"text": FINANCE_TEXT, "channel": "fax"},
+        "not an object",
+        {"text": "长" * 20_001, "channel": "web"},
+        {"text": HOUSING_TEXT, "channel": "letter", "external_id": "B-1"},
+        {"text": FINANCE_TEXT, "channel": "phone", "external_id": "B-2"},
+        {"text": "不同内容", "channel": "phone", "external_id": "B-2"},
+    ]
+    response = client.post("/v1/petitions/batch", json={"items": items}, headers=CLERK)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["received"], body["created"], body["duplicates"], body["failed"]) == (8, 2, 1, 5)
+    results = body["items"]
+    assert [item["index"] for item in results] == list(range(8))
+    assert [item["ok"] for item in results] == [True, False, False, False, False, True, True, False]
+    assert results[1]["error"]["code"] == "empty_text"
+    assert results[2]["error"]["code"] == "validation_error"
+    assert results[4]["error"]["code"] == "text_too_long"
+    assert results[7]["error"]["code"] == "idempotency_conflict"
+    assert results[5]["petition"]["id"] == results[0]["petition"]["id"] and not results[5]["petition"]["created"]
+    stored = client.get(f"/v1/petitions/{results[6]['petition']['id']}", headers=CLERK).json()
+    assert stored["text"] == FINANCE_TEXT and stored["channel"] == "phone"
+
+
+def test_batch_limits(client: TestClient) -> None:
+    assert_error(client.post("/v1/petitions/batch", json={"items": []}, headers=CLERK), 422, "batch_empty")
+    too_many = {"items": [{"text": "x", "channel": "web"}] * 1_001}
+    assert_error(client.post("/v1/petitions/batch", json=too_many, headers=CLERK), 422, "batch_too_large")
+    assert_error(client.post("/v1/petitions/batch", json={"items": "x"}, headers=CLERK), 422, "validation_error")
+
+
+# -- queues, claim, department visibility ------------------------------------------------------------
+
+
+def route_to(client: TestClient, petition_id: int, department: str, **fields: Any) -> Any:
+    return client.post(f"/v1/petitions/{petition_id}/route", json={"department": department, **fields},
+                       headers=CLERK)
+
+
+def test_queue_listing_counts_and_pagination(client: TestClient) -> None:
+    ids = []
+    for days in (1, 5, 3):
+        received = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+        ids.append(submit(client, f"{HOUSING_TEXT} 第{days}件", received_at=received).json()["id"])
+    for petition_id in ids:
+        route_to(client, petition_id, "housing")
+    page = client.get("/v1/queues/housing?limit=2", headers=CLERK).json()
+    assert page["total"] == 3 and page["name"] == "住房和城乡建设局"
+    assert [item["id"] for item in page["items"]] == [ids[1], ids[2]]  # oldest due first
+    rest = client.get("/v1/queues/housing?limit=2&offset=2", headers=HOUSING).json()
+    assert [item["id"] for item in rest["items"]] == [ids[0]]
+    assert "13812345678" not in rest["items"][0]["preview"]
+    assert client.get("/v1/queues/housing?status=claimed", headers=CLERK).json()["total"] == 0
+    counts = {queue["queue"]: queue for queue in client.get("/v1/queues", headers=ADMIN).json()["queues"]}
+    assert counts["housing"]["routed"] == 3 and counts["manual_triage"]["open"] == 0
+    assert set(counts) >= {"housing", "finance_regulation", "manual_triage"}
+    only_own = client.get("/v1/queues", headers=FINANCE).json()["queues"]
+    assert [queue["queue"] for queue in only_own] == ["finance_regulation"]
+    assert_error(client.get("/v1/queues/nowhere", headers=CLERK), 404, "unknown_queue")
+    assert_error(client.get("/v1/queues/housing?limit=0", headers=CLERK), 422, "validation_error")
+    assert_error(client.get("/v1/queues/housing?limit=201", headers=CLERK), 422, "validation_error")
+    assert_error(client.get("/v1/queues/housing?status=closed", headers=CLERK), 422, "validation_error")
+
+
+def test_department_claims_its_queue_and_sees_text_once_handed_over(client: TestClient) -> None:
+    petition_id = submit(client).json()["id"]
+    moved = client.post(f"/v1/petitions/{petition_id}/route", json={"department": "housing"}, headers=ADMIN)
+    assert moved.status_code == 200
+    other = submit(client, FINANCE_TEXT).json()["id"]
+    client.post(f"/v1/petitions/{other}/route", json={"department": "finance_regulation"}, headers=CLERK)
+    assert_error(client.get(f"/v1/petitions/{other}", headers=HOUSING), 403, "forbidden")
+    claimed = client.post("/v1/queues/housing/claim", json={"lease_seconds": 120}, headers=HOUSING)
+    assert claimed.status_code == 200, claimed.text
+    body = claimed.json()
+    assert body["id"] == petition_id and body["status"] == "claimed"
+    assert body["lease"]["owner"] == "housing-1" and body["text"] == HOUSING_TEXT
+    assert client.post("/v1/queues/housing/claim", headers=HOUSING).status_code == 204
+    assert_error(client.post("/v1/queues/nowhere/claim", headers=ADMIN), 404, "unknown_queue")
+    assert_error(client.post("/v1/queues/housing/claim", json={"lease_seconds": 0}, headers=HOUSING), 422,
+                 "validation_error")
+
+
+def test_department_sees_only_masked_text_before_hand_over(client: TestClient) -> None:
+    body = submit(client).json()
+    if body["queue"] != "housing":
+        pytest.skip("the model did not auto-route this text to housing")
+    seen = client.get(f"/v1/petitions/{body['id']}", headers=HOUSING).json()
+    assert seen["text_visible"] is False and seen["text"] is None
+    assert "【电话】" in seen["masked_text"]
+    assert_error(client.get(f"/v1/petitions/{body['id']}", headers=FINANCE), 403, "forbidden")
+
+
+def test_clerk_claims_manual_triage_and_leases_expire(client: TestClient) -> None:
+    petition_id = submit(client).json()["id"]
+    client.post(f"/v1/petitions/{petition_id}/route", json={"department": "housing"}, headers=CLERK)
+    first = client.post("/v1/queues/housing/claim", json={"lease_seconds": 1, "worker": "w1"}, headers=ADMIN)
+    assert first.json()["lease"]["owner"] == "admin-1/w1"
+    assert client.post("/v1/queues/housing/claim", headers=HOUSING).status_code == 204
+    time.sleep(1.2)
+    second = client.post("/v1/queues/housing/claim", headers=HOUSING)
+    assert second.status_code == 200 and second.json()["id"] == petition_id
+    assert second.json()["history"][-1]["details"]["expired_lease_of"] == "admin-1/w1"
+    assert client.post("/v1/queues/manual_triage/claim", headers=CLERK).status_code == 204
+
+
+# -- route, close, feedback, overdue ----------------------------------------------------------------
+
+
+def test_route_correction_is_recorded_as_feedback(client: TestClient) -> None:
+    body = submit(client).json()
+    predicted = body["suggestion"]["department"]["label"]
+    target = "natural_resources" if predicted != "natural_resources" else "housing"
+    response = route_to(client, body["id"], target, domain="other", note="产权登记问题")
+    assert response.status_code == 200, response.text
+    routed = response.json()
+    assert routed["status"] == "routed" and routed["queue"] == target
+    assert routed["route"]["department"] == target and routed["route"]["routed_by"] == "clerk-1"
+    assert routed["history"][-1]["action"] == "corrected" and routed["history"][-1]["note"] == "产权登记问题"
+    [feedback] = client.app.state.store.feedback()  # type: ignore[attr-defined]
+    assert feedback["corrected_department"] == target and feedback["predicted_department"] == predicted
+    assert feedback["model_version"] == body["suggestion"]["model_version"]
+    assert "13812345678" not in feedback["masked_text"]
+    confirm = route_to(client, submit(client, FINANCE_TEXT).json()["id"], "finance_regulation", domain="finance")
+    assert confirm.status_code == 200
+    assert len(client.app.state.store.feedback()) == 1 + (confirm.json()["history"][-1]["action"] == "corrected")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"department": "mars_office"}, "unknown_department"),
+    ({"department": "manual_triage"}, "unknown_department"),
+    ({"department": "housing", "domain": "astrology"}, "unknown_domain"),
+    ({"department": 5}, "validation_error"),
+    ({}, "missing"),
+])
+def test_route_rejects_unknown_labels(client: TestClient, fields: dict[str, Any], code: str) -> None:
+    petition_id = submit(client).json()["id"]
+    assert_error(client.post(f"/v1/petitions/{petition_id}/route", json=fields, headers=CLERK), 422, code)
+
+
+def test_close_by_department_and_closed_is_final(client: TestClient) -> None:
+    petition_id = submit(client).json()["id"]
+    route_to(client, petition_id, "housing")
+    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "x"}, headers=FINANCE),
+                 403, "forbidden")
+    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "  "}, headers=HOUSING),
+                 422, "empty_text")
+    closed = client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "已督促交房"}, headers=HOUSING)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    assert closed.json()["resolution"] == "已督促交房" and closed.json()["overdue"] is False
+    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "again"}, headers=CLERK),
+                 409, "petition_closed")
+    assert_error(route_to(client, petition_id, "housing"), 409, "petition_closed")
+
+
+def test_overdue_until_handed_to_the_department(client: TestClient) -> None:
+    received = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+    body = submit(client, received_at=received).json()
+    assert body["overdue"] is True
+    counts = {queue["queue"]: queue for queue in client.get("/v1/queues", headers=CLERK).json()["queues"]}
+    assert counts[body["queue"]]["overdue"] == 1
+    routed = route_to(client, body["id"], "housing").json()
+    assert routed["overdue"] is False and routed["route"]["handed_over_at"] is not None
+
+
+# -- model -------------------------------------------------------------------------------------------
+
+
+def test_model_info(client: TestClient) -> None:
+    info = client.get("/v1/model", headers=HOUSING).json()
+    assert info["version"] and set(info["heads"]) == {"domain", "department"}
+    labels = {label["label"]: label["name"] for label in info["heads"]["department"]["labels"]}
+    assert labels["housing"] == "住房和城乡建设局"
+    assert "accuracy" in info["metrics"]["test"]["domain"]
+    assert info["thresholds"]["domain"] == info["heads"]["domain"]["threshold"]
+    assert_error(client.get("/v1/model"), 401, "unauthorized")
+
+
+def republished_registry(source: Path, target: Path) -> Registry:
+    """A registry holding the session model twice under two versions (the model file is linked, not copied)."""
+    registry = Registry(target)
+    for version in ("v-one", "v-two"):
+        folder = target / version
+        folder.mkdir(parents=True)
+        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+        manifest["version"] = version
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        (folder / "model.skops").symlink_to(source / "model.skops")
+    registry.promote("v-one")
+    return registry
+
+
+def test_reload_swaps_without_dropping_requests(tmp_path: Path, trained: Any) -> None:
+    registry = republished_registry(trained.folder, tmp_path / "registry")
+    settings = settings_for(tmp_path, registry.root)
+    with TestClient(create_app(settings)) as test_client:
+        assert test_client.get("/v1/model", headers=CLERK).json()["version"] == "v-one"
+        statuses: list[int] = []
+        versions: set[str] = set()
+        stop = threading.Event()
+
+        def classify() -> None:
+            while not stop.is_set():
+                response = test_client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK)
+                statuses.append(response.status_code)
+                versions.add(response.json().get("model_version", "?"))
+
+        workers = [threading.Thread(target=classify) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        registry.promote("v-two")
+        reloaded = test_client.post("/v1/model/reload", headers=ADMIN)
+        after = test_client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK).json()
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json() == {"previous_version": "v-one", "version": "v-two", "changed": True}
+        assert after["model_version"] == "v-two"
+        assert statuses and set(statuses) == {200} and versions <= {"v-one", "v-two"}
+        assert test_client.get("/readyz").json()["model_version"] == "v-two"
+
+        (registry.root / "CURRENT").write_text("v-missing\n", encoding="utf-8")
+        assert_error(test_client.post("/v1/model/reload", headers=ADMIN), 503, "model_reload_failed")
+        assert test_client.get("/v1/model", headers=CLERK).json()["version"] == "v-two"
+        shutil.rmtree(registry.root / "v-one")
+
+
+# -- logs ----------------------------------------------------------------------------------------------
+
+
+def test_logs_are_json_lines_without_text_or_keys(client: TestClient) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("triage").addHandler(handler)
+    try:
+        petition_id = submit(client, external_id="LOG-1").json()["id"]
+        client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK)
+        client.post("/v1/petitions/batch", json={"items": [{"text": HOUSING_TEXT, "channel": "web"}]}, headers=CLERK)
+        route_to(client, petition_id, "natural_resources", note="备注含电话13900001111")
+        client.post("/v1/classify", content=b"{bad", headers={**CLERK, "Content-Type": "application/json"})
+        client.get("/v1/queues", headers={"X-API-Key": "guess-me"})
+    finally:
+        logging.getLogger("triage").removeHandler(handler)
+    lines = stream.getvalue().strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    events = {record["event"] for record in records}
+    assert {"petition.submitted", "petition.classified", "petition.batch_submitted", "petition.routed",
+            "http.request"} <= events
+    submitted = next(record for record in records if record["event"] == "petition.submitted")
+    assert submitted["petition_id"] == petition_id and "domain_confidence" in submitted and "ms" in submitted
+    everything = stream.getvalue()
+    for secret in ("13812345678", "13900001111", "开发商", "非法集资", "k-clerk", "guess-me"):
+        assert secret not in everything

@@ -1,0 +1,250 @@
+"""The data layer on a real SQLite file: idempotent submit, claim under contention, leases, routing,
+overdue rules and migrations of an existing database. No model is needed: predictions are built
+by hand so each case controls the route."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from model.classifier import HeadPrediction, Prediction
+from service.db import (
+    MANUAL_TRIAGE,
+    IdempotencyConflict,
+    PetitionClosed,
+    PetitionNotFound,
+    QueueStore,
+    Submission,
+    UnknownQueue,
+    make_engine,
+)
+from service.migrations import LATEST, MigrationError, current_version, migrate
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def prediction(domain: str = "real_estate", department: str | None = "housing", confident: bool = True) -> Prediction:
+    heads = {"domain": HeadPrediction(domain, 0.95 if confident else 0.4, [(domain, 0.95)], not confident)}
+    if department is not None:
+        heads["department"] = HeadPrediction(department, 0.9, [(department, 0.9)], False)
+    return Prediction(heads, [("开发商", 0.3)])
+
+
+def submission(text: str = "开发商逾期交房，联系电话13812345678", **overrides: object) -> Submission:
+    values: dict[str, object] = {"text": text, "channel": "letter", "prediction": prediction(),
+                                 "model_version": "v-test", "received_at": T0, "actor": "tester", "role": "clerk"}
+    values.update(overrides)
+    return Submission(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> QueueStore:
+    queue_store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+    yield queue_store
+    queue_store.dispose()
+
+
+def test_submit_stores_masked_text_due_date_and_route(store: QueueStore) -> None:
+    done = store.submit(submission(), now=T0)
+    petition = store.get(done.petition_id, now=T0)
+    assert done.created
+    assert petition.queue == "housing" and petition.status == "queued"
+    assert petition["due_at"] == T0 + timedelta(days=15)
+    assert "13812345678" in petition["text"]
+    assert "13812345678" not in petition["masked_text"] and "【电话】" in petition["masked_text"]
+    assert [item["action"] for item in petition.history] == ["submitted"]
+    assert "13812345678" not in str(petition.history)
+
+
+def test_uncertain_or_single_head_predictions_go_to_manual_triage(store: QueueStore) -> None:
+    unsure = store.submit(submission("甲", prediction=prediction(confident=False)))
+    one_head = store.submit(submission("乙", prediction=prediction(department=None)))
+    unknown_department = store.submit(submission("丙", prediction=prediction(department="not_a_department")))
+    for done in (unsure, one_head, unknown_department):
+        assert store.get(done.petition_id).queue == MANUAL_TRIAGE
+    assert store.get(one_head.petition_id)["needs_review"] is True
+
+
+def test_submit_is_idempotent_on_external_id_and_key(store: QueueStore) -> None:
+    first = store.submit(submission(external_id="A-1"))
+    again = store.submit(submission(external_id="A-1"))
+    keyed = store.submit(submission("另一件", idempotency_key="key-1"))
+    keyed_again = store.submit(submission("另一件", idempotency_key="key-1"))
+    assert again == type(again)(first.petition_id, created=False)
+    assert keyed_again.petition_id == keyed.petition_id and not keyed_again.created
+    with pytest.raises(IdempotencyConflict):
+        store.submit(submission("完全不同的内容", external_id="A-1"))
+    assert sum(counts["open"] for counts in store.queue_counts().values()) == 2
+
+
+def test_submit_each_fails_only_the_conflicting_item(store: QueueStore) -> None:
+    store.submit(submission("原件", external_id="B-1"))
+    outcomes = store.submit_each([submission("新件", external_id="B-2"), submission("冲突", external_id="B-1"),
+                                  submission("新件", external_id="B-2")])
+    assert outcomes[0].created  # type: ignore[union-attr]
+    assert isinstance(outcomes[1], IdempotencyConflict)
+    assert outcomes[2].petition_id == outcomes[0].petition_id and not outcomes[2].created  # type: ignore[union-attr]
+
+
+def test_concurrent_claims_hand_out_every_item_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    store = QueueStore(url)
+    expected = {store.submit(submission(f"第{i}件"), now=T0).petition_id for i in range(120)}
+    workers = 12
+    barrier = threading.Barrier(workers)
+    claimed: list[list[int]] = [[] for _ in range(workers)]
+    errors: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        own = QueueStore(url, run_migrations=False)  # separate engine: separate connections per worker
+        try:
+            barrier.wait()
+            while (petition := own.claim("housing", f"worker-{slot}", lease_seconds=600)) is not None:
+                claimed[slot].append(petition.id)
+        except BaseException as error:  # surfaced below, a thread cannot fail the test itself
+            errors.append(error)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    every = [pid for ids in claimed for pid in ids]
+    assert len(every) == len(set(every)), "an item was handed to two workers"
+    assert set(every) == expected
+    assert sum(1 for ids in claimed if ids) > 1, "claims were not actually concurrent"
+    assert store.queue_counts()["housing"]["claimed"] == 120
+    store.dispose()
+
+
+def test_claim_takes_oldest_due_first(store: QueueStore) -> None:
+    late = store.submit(submission("晚", received_at=T0))
+    early = store.submit(submission("早", received_at=T0 - timedelta(days=3)))
+    assert store.claim("housing", "w", lease_seconds=60, now=T0).id == early.petition_id
+    assert store.claim("housing", "w", lease_seconds=60, now=T0).id == late.petition_id
+    assert store.claim("housing", "w", lease_seconds=60, now=T0) is None
+
+
+def test_expired_lease_returns_the_item_to_the_queue(store: QueueStore) -> None:
+    done = store.submit(submission(), now=T0)
+    first = store.claim("housing", "alice", lease_seconds=60, now=T0)
+    assert first is not None and first.status == "claimed"
+    assert store.claim("housing", "bob", lease_seconds=60, now=T0 + timedelta(seconds=30)) is None
+    later = T0 + timedelta(seconds=61)
+    assert store.get(done.petition_id, now=later).status == "queued"
+    assert store.queue_counts(later)["housing"]["queued"] == 1
+    second = store.claim("housing", "bob", lease_seconds=60, now=later)
+    assert second is not None and second.id == done.petition_id and second["lease_owner"] == "bob"
+    assert second.history[-1]["details"]["expired_lease_of"] == "alice"
+
+
+def test_route_confirms_or_corrects_and_records_feedback(store: QueueStore) -> None:
+    confirmed = store.submit(submission("确认"))
+    corrected = store.submit(submission("更正"))
+    petition, correction = store.route(confirmed.petition_id, "housing", actor="clerk", role="clerk")
+    assert not correction and petition.status == "routed" and petition["handed_over_at"] is not None
+    petition, correction = store.route(corrected.petition_id, "natural_resources", domain="other", note="不动产登记",
+                                       actor="clerk", role="clerk")
+    assert correction and petition.queue == "natural_resources" and petition["domain"] == "other"
+    assert petition.history[-1]["action"] == "corrected" and petition.history[-1]["note"] == "不动产登记"
+    [item] = store.feedback()
+    assert (item["petition_id"], item["predicted_department"], item["corrected_department"]) == (
+        corrected.petition_id, "housing", "natural_resources")
+    assert item["corrected_domain"] == "other" and item["masked_text"] == "更正"
+    with pytest.raises(UnknownQueue):
+        store.route(corrected.petition_id, "nowhere", actor="clerk", role="clerk")
+    with pytest.raises(PetitionNotFound):
+        store.route(999_999, "housing", actor="clerk", role="clerk")
+
+
+def test_routed_items_stay_claimable_and_return_as_routed(store: QueueStore) -> None:
+    done = store.submit(submission(), now=T0)
+    store.route(done.petition_id, "housing", actor="clerk", role="clerk", now=T0)
+    assert store.claim("housing", "dept", lease_seconds=10, now=T0) is not None
+    assert store.get(done.petition_id, now=T0 + timedelta(seconds=11)).status == "routed"
+
+
+def test_close_is_final(store: QueueStore) -> None:
+    done = store.submit(submission())
+    store.claim("housing", "dept", lease_seconds=60)
+    closed = store.close(done.petition_id, "已办结", actor="dept", role="department")
+    assert closed.status == "closed" and closed["lease_owner"] is None
+    with pytest.raises(PetitionClosed):
+        store.close(done.petition_id, "again", actor="dept", role="department")
+    with pytest.raises(PetitionClosed):
+        store.route(done.petition_id, "housing", actor="clerk", role="clerk")
+    assert store.claim("housing", "dept", lease_seconds=60) is None
+
+
+def test_overdue_means_not_handed_to_the_department_by_the_due_date(store: QueueStore) -> None:
+    now = T0 + timedelta(days=16)
+    waiting = store.submit(submission("等待"), now=T0)
+    claimed = store.submit(submission("部门已领取"), now=T0)
+    manual = store.submit(submission("人工", prediction=prediction(confident=False)), now=T0)
+    assert store.get(waiting.petition_id, now=T0 + timedelta(days=14)).overdue is False
+    assert store.claim("housing", "dept", lease_seconds=60, now=T0 + timedelta(days=1)).id == waiting.petition_id
+    store.claim(MANUAL_TRIAGE, "clerk", lease_seconds=60, now=T0 + timedelta(days=1))
+    assert store.get(waiting.petition_id, now=now).overdue is False  # the department took it in time
+    assert store.get(manual.petition_id, now=now).overdue is True  # a clerk's claim is not a hand-over
+    assert store.get(claimed.petition_id, now=now).overdue is True
+    counts = store.queue_counts(now)
+    assert counts["housing"]["overdue"] == 1 and counts[MANUAL_TRIAGE]["overdue"] == 1
+
+
+def test_list_queue_pages_oldest_due_first(store: QueueStore) -> None:
+    ids = [store.submit(submission(f"件{i}", received_at=T0 - timedelta(days=i))).petition_id for i in range(5)]
+    page, total = store.list_queue("housing", limit=2, offset=1)
+    assert total == 5 and [p.id for p in page] == [ids[3], ids[2]]
+    with pytest.raises(UnknownQueue):
+        store.list_queue("nowhere")
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    QueueStore(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_existing_database_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    assert migrate(engine, target=1) == [1]  # a database created by the first release
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO petitions (text, masked_text, channel, received_at, due_at, created_at, updated_at, "
+            "created_by, status, queue, model_version, predicted_domain, domain_confidence, needs_review, "
+            "prediction) VALUES ('旧件', '旧件', 'visit', '2026-01-01 00:00:00.000000', '2026-01-16 00:00:00.000000',"
+            " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'old', 'queued', 'housing', 'v0', "
+            "'real_estate', 0.9, 0, '{\"heads\": {}, \"needs_review\": false, \"explanation\": []}')"))
+    engine.dispose()
+
+    store = QueueStore(url)  # the new release starts on the old file
+    with store.engine.connect() as conn:
+        assert current_version(conn) == LATEST
+        indexes = {row[1] for row in conn.exec_driver_sql("PRAGMA index_list('petitions')")}
+    assert "ix_petitions_status_due" in indexes
+    page, total = store.list_queue("housing")
+    assert total == 1 and page[0]["text"] == "旧件" and page[0]["received_at"] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert store.submit(submission("新件")).petition_id == 2
+    assert migrate(store.engine) == []  # idempotent
+    store.dispose()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    QueueStore(url).dispose()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO schema_migrations VALUES (99, 'from the future', '2030-01-01 00:00:00')"))
+    with pytest.raises(MigrationError):
+        migrate(engine)
+    engine.dispose()
