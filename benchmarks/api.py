@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--registry", type=Path, default=None, help="model registry (default: models/)")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     args = parser.parse_args()
 
     registry = args.registry or PathSettings().registry
@@ -178,13 +179,14 @@ def main() -> None:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-                 "--port", str(port), "--no-access-log"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+                 "--port", str(port), "--no-access-log", "--workers", str(args.workers)],
+                cwd=ROOT, env=env, stdout=sink, stderr=sink)
             try:
                 started = time.perf_counter()
                 wait_ready(base, process)
                 print(f"server ready in {time.perf_counter() - started:.1f}s (model load included); "
                       f"{args.requests} requests per endpoint at concurrency {args.concurrency}, "
-                      f"SQLite synchronous={args.synchronous}")
+                      f"SQLite synchronous={args.synchronous}, {args.workers} worker process(es)")
                 results = asyncio.run(run(port, args.requests, args.concurrency, load_texts()))
             finally:
                 process.send_signal(signal.SIGTERM)

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from copy import copy
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline

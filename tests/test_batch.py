@@ -26,7 +26,10 @@ runner = CliRunner()
 def backlog() -> list[tuple[str, str, str]]:
     """(id, text, old department) rows from the corpus test split."""
     corpus = load_corpus().subset("test")
-    return [(f"B{i:05d}", text, dep) for i, (text, dep) in enumerate(zip(corpus.texts, corpus.departments or []))]
+    return [
+        (f"B{i:05d}", text, dep)
+        for i, (text, dep) in enumerate(zip(corpus.texts, corpus.departments or [], strict=True))
+    ]
 
 
 def write_csv(path: Path, rows: list[tuple], encoding: str = "utf-8", header: tuple = ("id", "text", "old")) -> Path:
@@ -72,12 +75,18 @@ def test_bad_rows_get_an_error_and_the_run_goes_on(registry_root: Path, tmp_path
     good = "我家小区物业费一年涨了两次，业委会也不管，要求住建部门查处".encode()
     source.write_bytes(
         b"id,text\r\n"
-        + b"1," + good + b"\r\n"
+        + b"1,"
+        + good
+        + b"\r\n"
         + b",no id here\r\n"
         + b"3,   \r\n"
         + b"4,\xff\xfe broken bytes\r\n"
-        + b"5," + ("长" * 20001).encode() + b"\r\n"
-        + b"6,\"quoted\nnewline\t" + good + b"\"\r\n"
+        + b"5,"
+        + ("长" * 20001).encode()
+        + b"\r\n"
+        + b'6,"quoted\nnewline\t'
+        + good
+        + b'"\r\n'
     )
     out, errors = tmp_path / "out.csv", tmp_path / "errors.csv"
     code, output = classify(
@@ -87,7 +96,12 @@ def test_bad_rows_get_an_error_and_the_run_goes_on(registry_root: Path, tmp_path
     rows = read_csv(out)
     assert [row["id"] for row in rows] == ["1", "", "3", "4", "5", "6"]
     assert [row["error"].split(":")[0] for row in rows] == [
-        "", "missing_id", "empty_text", "undecodable_bytes", "text_too_long", ""
+        "",
+        "missing_id",
+        "empty_text",
+        "undecodable_bytes",
+        "text_too_long",
+        "",
     ]
     assert rows[5]["domain"] == "real_estate"
     assert len(read_csv(errors)) == 4
@@ -147,8 +161,20 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
     rows = [(f"{i}-{j}", text, dep) for j in range(4) for i, text, dep in backlog]
     source = write_csv(tmp_path / "in.csv", rows)
     reference, resumed = tmp_path / "reference.csv", tmp_path / "resumed.csv"
-    command = [sys.executable, "-m", "training.cli", "classify", str(source), "--registry", str(registry_root),
-               "--jobs", "1", "--chunk-size", "16", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "classify",
+        str(source),
+        "--registry",
+        str(registry_root),
+        "--jobs",
+        "1",
+        "--chunk-size",
+        "16",
+        "--quiet",
+    ]
     subprocess.run([*command, "-o", str(reference)], check=True, timeout=300, capture_output=True)
     process = subprocess.Popen([*command, "-o", str(resumed)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -163,7 +189,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
     partial_rows = len(read_csv(resumed))
     assert 0 < partial_rows < len(rows)
     with resumed.open("ab") as handle:  # a half-written record, as a kill mid-write leaves
-        handle.write("B9999,oth".encode())
+        handle.write(b"B9999,oth")
     subprocess.run([*command, "-o", str(resumed), "--resume"], check=True, timeout=300, capture_output=True)
     assert resumed.read_bytes() == reference.read_bytes()
     assert not progress_path(resumed).exists()

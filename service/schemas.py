@@ -1,0 +1,300 @@
+"""Request and response models: the API's public contract (the web console builds on these).
+
+Descriptions are Chinese then English. Add fields rather than renaming or removing them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+MAX_TEXT_CHARS = 20_000
+Channel = Literal["letter", "visit", "web", "phone"]
+Status = Literal["queued", "claimed", "routed", "closed"]
+
+EXAMPLE_TEXT = (
+    "我于2022年在某楼盘购买商品房，合同约定2023年6月交房，至今仍未交付，开发商拒不答复，请求督促开发商尽快交房。"
+)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("empty_text", "text must not be empty or whitespace only")
+    return value
+
+
+class TextIn(BaseModel):
+    text: str = Field(
+        max_length=MAX_TEXT_CHARS,
+        description="信访内容原文（不超过 20,000 字）/ petition text as received (at most 20,000 characters)",
+        examples=[EXAMPLE_TEXT],
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class ClassifyRequest(TextIn):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": EXAMPLE_TEXT}]})
+
+
+class SubmitRequest(TextIn):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": EXAMPLE_TEXT, "channel": "web", "received_at": "2026-03-02T09:30:00+08:00",
+         "external_id": "XF-2026-000123"}]})
+
+    channel: Channel = Field(description="来源渠道：来信、来访、网上、电话 / intake channel")
+    received_at: datetime | None = Field(
+        None, description="收件时间，缺省为当前时间；无时区时按北京时间 / when the office received it "
+                          "(default now; a time without offset is read as China Standard Time, UTC+8)")
+    external_id: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="来源系统编号，重复提交返回原件 / id in the sending system; a repeat returns the original")
+
+
+class BatchRequest(BaseModel):
+    items: list[Any] = Field(description="待提交的信访件，每件单独校验（最多 1,000 件）/ petitions, each "
+                                         "validated on its own (at most 1,000)")
+
+
+class RouteRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"department": "housing", "domain": "real_estate", "note": "确认住建部门办理"}]})
+
+    department: str = Field(description="责任部门编号 / responsible department id", examples=["housing"])
+    domain: str | None = Field(None, description="领域编号（更正时填写）/ domain id, when correcting it",
+                               examples=["real_estate"])
+    note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
+
+
+class CloseRequest(BaseModel):
+    resolution: str = Field(min_length=1, max_length=5_000, description="办理结果 / how it was resolved",
+                            examples=["已转住建局督办，开发商承诺月底交房。"])
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class ClaimRequest(BaseModel):
+    lease_seconds: int | None = Field(
+        None, ge=1, le=86_400, description="租约秒数，到期未办结则退回队列 / lease; the item returns to the queue "
+                                           "when it expires (default from configuration)")
+    worker: str | None = Field(None, min_length=1, max_length=100,
+                               description="领取人标识（默认密钥名）/ worker label (default: the key's name)")
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+class LabelScore(BaseModel):
+    label: str = Field(description="标签编号 / label id")
+    name: str = Field(description="中文名称 / Chinese name")
+    confidence: float = Field(description="概率 / calibrated probability")
+
+
+class HeadOut(BaseModel):
+    label: str = Field(description="预测标签 / predicted label id", examples=["real_estate"])
+    name: str = Field(description="中文名称 / Chinese name", examples=["房地产"])
+    confidence: float = Field(description="置信度 / calibrated probability", examples=[0.93])
+    needs_review: bool = Field(description="低于阈值需人工复核 / below the head's threshold")
+    threshold: float | None = Field(None, description="自动分流阈值 / auto-routing threshold")
+    ranking: list[LabelScore] = Field(description="前三名 / top 3 labels")
+
+
+class Term(BaseModel):
+    term: str = Field(description="关键词（脱敏文本的子串）/ term, a substring of masked_text")
+    weight: float = Field(description="对预测领域的贡献 / contribution toward the predicted domain")
+
+
+class PredictionOut(BaseModel):
+    model_version: str = Field(description="模型版本 / model version")
+    domain: HeadOut
+    department: HeadOut | None = Field(description="责任部门（模型无部门头时为空）/ department head (null when "
+                                                   "the model has none)")
+    needs_review: bool = Field(description="是否需人工分流 / goes to manual triage")
+    explanation: list[Term] = Field(description="影响判断的关键词 / terms that drove the domain prediction")
+
+
+class ClassifyResponse(PredictionOut):
+    suggested_queue: str = Field(description="建议队列 / queue it would be routed to", examples=["housing"])
+    masked_text: str = Field(description="规范化并脱敏的文本，用于高亮关键词 / normalised, masked text for "
+                                         "highlighting the explanation terms")
+
+
+class SubmitResponse(BaseModel):
+    id: int = Field(description="信访件编号 / petition id")
+    created: bool = Field(description="false 表示重复提交，返回原件 / false: a repeat, the original is returned")
+    external_id: str | None
+    status: Status
+    queue: str = Field(description="所在队列 / current queue")
+    received_at: datetime
+    due_at: datetime = Field(description="转交责任部门的期限（收件后 15 日）/ deadline to hand it to the "
+                                         "responsible department (received + 15 days)")
+    overdue: bool
+    suggestion: PredictionOut = Field(description="模型建议 / the model's suggested route")
+
+
+class BatchItemResult(BaseModel):
+    index: int = Field(description="在请求中的位置 / position in the request")
+    ok: bool
+    petition: SubmitResponse | None = None
+    error: dict[str, Any] | None = Field(None, description="失败原因（同错误格式）/ why it failed (error shape)")
+
+
+class BatchResponse(BaseModel):
+    received: int
+    created: int
+    duplicates: int
+    failed: int
+    items: list[BatchItemResult]
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    actor: str = Field(description="操作人（密钥名）/ who (API key name)")
+    role: str
+    action: str = Field(description="submitted | claimed | routed | corrected | closed")
+    from_status: str | None
+    to_status: str | None
+    from_queue: str | None
+    to_queue: str | None
+    note: str | None
+    details: dict[str, Any]
+
+
+class LeaseOut(BaseModel):
+    owner: str
+    claimed_at: datetime
+    expires_at: datetime
+
+
+class RouteOut(BaseModel):
+    domain: str | None = Field(description="当前领域 / current domain")
+    department: str | None = Field(description="当前责任部门 / current department")
+    routed_at: datetime | None = Field(description="人工确认时间 / when a clerk confirmed the route")
+    routed_by: str | None
+    handed_over_at: datetime | None = Field(
+        description="转交责任部门时间（确认分流或部门领取）/ when it reached the responsible department")
+
+
+class PetitionOut(BaseModel):
+    id: int
+    external_id: str | None
+    channel: Channel
+    received_at: datetime
+    due_at: datetime
+    overdue: bool = Field(description="超过期限仍未转交责任部门 / past due and not yet handed to the "
+                                      "responsible department")
+    status: Status
+    queue: str
+    queue_name: str = Field(description="队列中文名 / queue name in Chinese")
+    text_visible: bool = Field(description="当前角色能否查看原文 / whether this caller may see the raw text")
+    text: str | None = Field(description="原文（无权限时为空）/ raw text, null when not visible")
+    masked_text: str = Field(description="脱敏文本 / masked text (explanation terms are substrings)")
+    prediction: PredictionOut
+    route: RouteOut
+    lease: LeaseOut | None
+    resolution: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    history: list[HistoryOut]
+
+
+class PetitionSummary(BaseModel):
+    id: int
+    external_id: str | None
+    channel: Channel
+    received_at: datetime
+    due_at: datetime
+    overdue: bool
+    status: Status
+    queue: str
+    domain: str | None
+    department: str | None
+    needs_review: bool
+    domain_confidence: float
+    department_confidence: float | None
+    preview: str = Field(description="脱敏文本前 80 字 / first 80 characters of the masked text")
+    lease: LeaseOut | None
+
+
+class QueuePage(BaseModel):
+    queue: str
+    name: str
+    total: int
+    limit: int
+    offset: int
+    items: list[PetitionSummary]
+
+
+class QueueCounts(BaseModel):
+    queue: str
+    name: str
+    queued: int = Field(description="待领取（未确认分流）/ waiting, route not yet confirmed")
+    routed: int = Field(description="已确认分流、待领取 / route confirmed, waiting")
+    claimed: int = Field(description="已领取（租约有效）/ claimed with a live lease")
+    overdue: int = Field(description="已超期 / overdue")
+    open: int = Field(description="未办结合计 / all open")
+
+
+class QueuesResponse(BaseModel):
+    queues: list[QueueCounts]
+
+
+class LabelName(BaseModel):
+    label: str
+    name: str
+
+
+class HeadInfo(BaseModel):
+    labels: list[LabelName]
+    threshold: float
+
+
+class ModelInfo(BaseModel):
+    version: str
+    created_at: str
+    loaded_at: datetime
+    heads: dict[str, HeadInfo] = Field(description="各预测头的标签与阈值 / labels and threshold per head")
+    thresholds: dict[str, float]
+    metrics: dict[str, Any] = Field(description="留出集与交叉验证指标 / held-out and out-of-fold metrics")
+    training_data: dict[str, Any]
+    library_versions: dict[str, str]
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str
+    version: str
+    changed: bool
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str | None
+    database: bool
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="稳定的英文错误编号 / stable error id", examples=["empty_text"])
+    message: str = Field(description="中文说明 / message in Chinese", examples=["信访内容不能为空"])
+    message_en: str = Field(description="英文说明 / message in English",
+                            examples=["text must not be empty or whitespace only"])
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo

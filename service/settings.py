@@ -1,0 +1,68 @@
+"""Service configuration: environment variables (prefix TRIAGE_) and an optional `.env` file.
+
+Extends the CLI's PathSettings so the service and `triage` always agree on where the model
+registry and the database live. Production sets TRIAGE_API_KEYS; without it the service runs
+with three well-known development keys and says so loudly at startup.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from training.settings import PathSettings
+
+Role = Literal["clerk", "department", "admin"]
+
+
+class ApiKeyConfig(BaseModel):
+    """What one API key may do. The key itself is the mapping key in `api_keys`, never stored here."""
+
+    role: Role
+    name: str = Field(min_length=1, description="logged instead of the key / 日志中代替密钥的名称")
+    department: str | None = None
+
+    @model_validator(mode="after")
+    def _department_matches_role(self) -> ApiKeyConfig:
+        if self.role == "department" and not self.department:
+            raise ValueError("a department key needs a department id")
+        if self.role != "department" and self.department:
+            raise ValueError("only department keys carry a department")
+        return self
+
+
+DEV_API_KEYS: dict[str, ApiKeyConfig] = {
+    "dev-clerk": ApiKeyConfig(role="clerk", name="dev-clerk"),
+    "dev-admin": ApiKeyConfig(role="admin", name="dev-admin"),
+    "dev-dept-housing": ApiKeyConfig(role="department", name="dev-dept-housing", department="housing"),
+}
+
+
+class Settings(PathSettings):
+    """Everything the service reads from its environment. Defaults make `make run` work on 127.0.0.1."""
+
+    # TRIAGE_API_KEYS='{"<secret>": {"role": "clerk", "name": "intake-1"}, ...}'
+    api_keys: dict[str, ApiKeyConfig] | None = None
+    # Per-head routing threshold overrides (TRIAGE_THRESHOLDS='{"domain": 0.7}'); default: the model's.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    max_text_chars: int = 20_000
+    max_body_bytes: int = 16 * 1024 * 1024  # a full 1,000-item batch of typical petitions fits easily
+    max_batch_items: int = 1_000
+    due_days: int = 15
+    lease_seconds: int = 300
+    max_lease_seconds: int = 3_600
+    # FULL: a 201 survives power loss, not only a killed process. NORMAL is faster and still
+    # survives a process crash (SIGKILL); choose it only where losing the last commits on power
+    # failure is acceptable.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Concurrent classification requests are grouped into one model call of at most this many texts.
+    max_predict_batch: int = 64
+    log_level: str = "INFO"
+
+    @property
+    def using_dev_keys(self) -> bool:
+        return self.api_keys is None
+
+    def effective_api_keys(self) -> dict[str, ApiKeyConfig]:
+        return dict(DEV_API_KEYS) if self.api_keys is None else dict(self.api_keys)

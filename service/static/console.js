@@ -1,0 +1,751 @@
+/* Clerk console for the petition triage API. Plain JavaScript, no dependencies.
+ *
+ * The API key lives in sessionStorage (this tab only) and travels in the X-API-Key header, never
+ * in a URL. Text from the API is always inserted with textContent, never as HTML.
+ */
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "triage.apiKey";
+  const MAX_CHARS = 20000;
+  const REQUEST_TIMEOUT_MS = 30000;
+  const PAGE_SIZE = 20;
+  const MANUAL_TRIAGE = "manual_triage";
+  const CHANNELS = { letter: "来信", visit: "来访", web: "网上", phone: "电话" };
+  const STATUSES = { queued: "待确认", routed: "已分流", claimed: "已领取", closed: "已办结" };
+  const ROLES = { clerk: "登记员", department: "责任部门", admin: "管理员" };
+  const ACTIONS = { submitted: "登记", claimed: "领取", routed: "确认分流", corrected: "更正分流",
+    closed: "办结", released: "租约到期退回", lease_expired: "租约到期退回" };
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, props, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(props || {})) {
+      if (name === "class") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else if (name.startsWith("data-") || name.startsWith("aria-")) node.setAttribute(name, value);
+      else node[name] = value;
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  };
+
+  const state = {
+    key: null,
+    me: null,
+    taxonomy: { domains: [], departments: [] },
+    draft: null,
+    board: { queue: null, offset: 0, total: 0 },
+    item: null,
+    showRaw: false,
+  };
+
+  // -- API ----------------------------------------------------------------------------------------
+
+  class ApiFailure extends Error {
+    constructor(status, body, network) {
+      super("api failure");
+      this.status = status;
+      this.body = body;
+      this.network = network || null;
+      this.code = body && body.error ? body.error.code : null;
+    }
+  }
+
+  async function api(method, path, body, headers) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    const init = { method, headers: { Accept: "application/json", ...(headers || {}) }, cache: "no-store",
+      signal: controller.signal, credentials: "omit" };
+    if (state.key) init.headers["X-API-Key"] = state.key;
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiFailure(0, null, controller.signal.aborted ? "timeout" : "unreachable");
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (!response.ok) throw new ApiFailure(response.status, data);
+    return data;
+  }
+
+  /** A Chinese sentence a clerk can act on, for any failure. */
+  function describe(failure) {
+    if (!(failure instanceof ApiFailure)) {
+      return "页面出现意外错误，请刷新后重试。已填写的内容不会自动清除。";
+    }
+    if (failure.network === "timeout") return "服务器响应超时，请稍后重试。已填写的内容已保留。";
+    if (failure.network) return "无法连接服务器，请检查服务是否运行、网络是否正常，稍后重试。已填写的内容已保留。";
+    const error = failure.body && failure.body.error ? failure.body.error : null;
+    const serverMessage = error && error.message ? error.message : "";
+    switch (failure.code) {
+      case "empty_text": return "信访内容不能为空，请先填写信访内容。";
+      case "text_too_long": return `信访内容超过 ${MAX_CHARS} 字，请删减或分件登记后再提交。`;
+      case "body_too_large": return "提交的内容过大，请删减后再试。";
+      case "unauthorized": return "API 密钥无效或已失效，请重新登录。";
+      case "forbidden": {
+        const role = state.me ? ROLES[state.me.role] || state.me.role : "";
+        return `无权执行此操作：${serverMessage || "当前角色无权执行此操作"}${role ? `（当前角色：${role}）` : ""}。`;
+      }
+      default: break;
+    }
+    if (failure.status === 401) return "API 密钥无效或已失效，请重新登录。";
+    if (failure.status === 403) return `无权执行此操作：${serverMessage || "当前角色无权执行此操作"}。`;
+    if (failure.status >= 500) {
+      return `服务器暂时无法处理（${failure.status}）${serverMessage ? `：${serverMessage}` : ""}，请稍后重试。`
+        + "已填写的内容已保留。";
+    }
+    if (serverMessage) return serverMessage.endsWith("。") ? serverMessage : `${serverMessage}。`;
+    return `请求失败（HTTP ${failure.status}），请稍后重试。`;
+  }
+
+  function showMessage(target, text, kind) {
+    const node = $(target);
+    node.classList.toggle("info", kind === "info");
+    node.textContent = text || "";
+  }
+
+  /** Show a failure where it happened; a 401 also asks for the key again, keeping the page as it is. */
+  function fail(target, failure, prefix) {
+    showMessage(target, (prefix || "") + describe(failure));
+    if (failure instanceof ApiFailure && failure.status === 401) requireSignIn(describe(failure));
+  }
+
+  // -- formatting ---------------------------------------------------------------------------------
+
+  const dateFormat = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric",
+    month: "2-digit", day: "2-digit" });
+  const timeFormat = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric",
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
+  const fmtDate = (value) => (value ? dateFormat.format(new Date(value)) : "—");
+  const fmtTime = (value) => (value ? timeFormat.format(new Date(value)) : "—");
+  const pct = (value) => `${Math.round((value || 0) * 100)}%`;
+
+  function dueText(dueAt, overdue) {
+    const days = Math.ceil((new Date(dueAt).getTime() - Date.now()) / 86400000);
+    if (overdue || days < 0) return `已超期 ${Math.max(1, -days)} 天`;
+    if (days === 0) return "今日到期";
+    return `剩余 ${days} 天`;
+  }
+
+  const domainName = (id) => {
+    const found = state.taxonomy.domains.find((d) => d.id === id);
+    return found ? found.name : id || "—";
+  };
+  const departmentName = (id) => {
+    if (id === MANUAL_TRIAGE) return "人工分流";
+    const found = state.taxonomy.departments.find((d) => d.id === id);
+    return found ? found.name : id || "—";
+  };
+
+  /** The text with every explanation term marked; non-overlapping, longest term first. */
+  function highlight(container, text, terms) {
+    container.replaceChildren();
+    const list = [...new Set((terms || []).filter((t) => t && t.length))].sort((a, b) => b.length - a.length);
+    let plain = "";
+    let index = 0;
+    while (index < text.length) {
+      const hit = list.find((term) => text.startsWith(term, index));
+      if (hit) {
+        if (plain) container.append(plain);
+        plain = "";
+        container.append(el("mark", { text: hit }));
+        index += hit.length;
+      } else {
+        plain += text[index];
+        index += 1;
+      }
+    }
+    if (plain) container.append(plain);
+  }
+
+  function bar(value) {
+    const fill = el("span");
+    fill.style.width = pct(value);
+    return el("div", { class: "bar", "aria-hidden": "true" }, fill);
+  }
+
+  // -- sign in ------------------------------------------------------------------------------------
+
+  function requireSignIn(message) {
+    state.key = null;
+    sessionStorage.removeItem(KEY_STORAGE);
+    $("main").hidden = true;
+    $("user-box").hidden = true;
+    $("sign-in").hidden = false;
+    showMessage("sign-in-message", message || "");
+    $("api-key").value = "";
+    $("api-key").focus();
+  }
+
+  async function signIn(key, fromStorage) {
+    state.key = key;
+    $("sign-in-button").disabled = true;
+    try {
+      const me = await api("GET", "/console/me");
+      const taxonomy = await api("GET", "/console/taxonomy.json");
+      state.me = me;
+      state.taxonomy = taxonomy;
+      sessionStorage.setItem(KEY_STORAGE, key);
+      showSignedIn();
+    } catch (failure) {
+      state.key = null;
+      if (!fromStorage || failure.status === 401) sessionStorage.removeItem(KEY_STORAGE);
+      $("sign-in").hidden = false;
+      $("main").hidden = true;
+      showMessage("sign-in-message", failure.status === 401 ? "API 密钥无效，请核对后重新输入。" : describe(failure));
+      $("api-key").focus();
+    } finally {
+      $("sign-in-button").disabled = false;
+    }
+  }
+
+  function showSignedIn() {
+    const me = state.me;
+    $("sign-in").hidden = true;
+    $("api-key").value = "";
+    showMessage("sign-in-message", "");
+    $("user-box").hidden = false;
+    $("user-name").textContent = me.name;
+    $("user-role").textContent = `角色：${me.role_name || ROLES[me.role] || me.role}`;
+    $("user-department").hidden = !me.department;
+    $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
+    const mayIntake = me.role === "clerk" || me.role === "admin";
+    $("intake").hidden = !mayIntake;
+    $("main").hidden = false;
+    fillLabelSelects();
+    if (!state.draft) resetDraft(false);
+    refreshBoard();
+    if (mayIntake) $("petition-text").focus();
+    else $("refresh-board").focus();
+  }
+
+  function signOut() {
+    if (hasUnsavedText() && !window.confirm("当前信访件尚未提交，退出将清空已填写的内容。确定退出吗？")) return;
+    state.me = null;
+    state.draft = null;
+    closeDialog();
+    $("petition-text").value = "";
+    requireSignIn("已退出登录。");
+    showMessage("sign-in-message", "已退出登录。", "info");
+  }
+
+  // -- label lists --------------------------------------------------------------------------------
+
+  function fillDomainSelect(select, selected) {
+    select.replaceChildren(...state.taxonomy.domains.map((domain) =>
+      el("option", { value: domain.id, text: domain.name, selected: domain.id === selected })));
+  }
+
+  /** Departments responsible for the domain first, then all others. */
+  function fillDepartmentSelect(select, domainId, selected) {
+    const domain = state.taxonomy.domains.find((d) => d.id === domainId);
+    const preferred = domain ? domain.departments : [];
+    const option = (dept) => el("option", { value: dept.id, text: dept.name, selected: dept.id === selected });
+    const first = state.taxonomy.departments.filter((d) => preferred.includes(d.id))
+      .sort((a, b) => preferred.indexOf(a.id) - preferred.indexOf(b.id));
+    const rest = state.taxonomy.departments.filter((d) => !preferred.includes(d.id));
+    const groups = [];
+    if (first.length) groups.push(el("optgroup", { label: `${domain.name}领域常见部门` }, ...first.map(option)));
+    if (rest.length) groups.push(el("optgroup", { label: first.length ? "其他部门" : "全部部门" }, ...rest.map(option)));
+    select.replaceChildren(...groups);
+    if (!selected || !select.value) select.selectedIndex = 0;
+  }
+
+  function fillLabelSelects() {
+    fillDomainSelect($("correct-domain"), null);
+    fillDepartmentSelect($("correct-department"), $("correct-domain").value, null);
+  }
+
+  // -- intake -------------------------------------------------------------------------------------
+
+  function newIdempotencyKey() {
+    if (window.crypto && crypto.randomUUID) return `console-${crypto.randomUUID()}`;
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return `console-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
+  function resetDraft(focus) {
+    state.draft = { idempotencyKey: newIdempotencyKey(), classification: null, classifiedText: null,
+      submitted: null, done: false, busy: false };
+    const text = $("petition-text");
+    text.value = "";
+    text.readOnly = false;
+    $("channel").disabled = false;
+    $("correct-note").value = "";
+    $("result").hidden = true;
+    $("outcome").hidden = true;
+    $("outcome").replaceChildren();
+    showMessage("intake-message", "");
+    updateCount();
+    updateDecision();
+    if (focus) text.focus();
+  }
+
+  function hasUnsavedText() {
+    return Boolean(state.draft && !state.draft.submitted && $("petition-text").value.trim());
+  }
+
+  function nextPetition() {
+    if ($("intake").hidden) return;
+    if (state.draft && state.draft.submitted && !state.draft.done) {
+      if (!window.confirm("本件已登记但分流尚未完成，确定转到下一件吗？")) return;
+    } else if (hasUnsavedText() && !window.confirm("当前信访件尚未提交，确定清空并登记下一件吗？")) {
+      return;
+    }
+    resetDraft(true);
+  }
+
+  function updateCount() {
+    const length = $("petition-text").value.length;
+    const count = $("text-count");
+    count.textContent = `${length} / ${MAX_CHARS} 字`;
+    count.classList.toggle("over", length > MAX_CHARS);
+  }
+
+  function isStale() {
+    const draft = state.draft;
+    return Boolean(draft && draft.classification && draft.classifiedText !== $("petition-text").value);
+  }
+
+  function updateDecision() {
+    const draft = state.draft;
+    const stale = isStale();
+    $("stale-note").hidden = !stale;
+    $("result").classList.toggle("stale", stale);
+    const ready = Boolean(draft && draft.classification && !stale && !draft.done && !draft.busy);
+    const hasDepartment = Boolean(draft && draft.classification && draft.classification.department);
+    $("accept-button").disabled = !ready || !hasDepartment;
+    $("correct-button").disabled = !ready;
+    $("classify-button").disabled = Boolean(draft && (draft.busy || draft.submitted));
+  }
+
+  async function classify() {
+    const draft = state.draft;
+    if ($("intake").hidden || !draft || draft.busy) return;
+    if (draft.submitted) {
+      showMessage("intake-message", "本件已登记；如需登记新的信访件，请按“下一件”（Alt+N）。", "info");
+      return;
+    }
+    const text = $("petition-text").value;
+    draft.busy = true;
+    updateDecision();
+    showMessage("intake-message", "正在分类……", "info");
+    try {
+      const result = await api("POST", "/v1/classify", { text });
+      draft.classification = result;
+      draft.classifiedText = text;
+      showMessage("intake-message", "");
+      renderClassification(result);
+    } catch (failure) {
+      fail("intake-message", failure, "分类失败：");
+    } finally {
+      draft.busy = false;
+      updateDecision();
+    }
+  }
+
+  function renderClassification(result) {
+    $("result").hidden = false;
+    $("outcome").hidden = true;
+    $("domain-name").textContent = result.domain.name;
+    $("domain-confidence").textContent = `置信度 ${pct(result.domain.confidence)}`;
+    $("domain-bar").style.width = pct(result.domain.confidence);
+    const review = $("review-state");
+    const department = result.department;
+    if (result.needs_review) {
+      review.className = "review needs";
+      review.textContent = "需人工复核：模型把握不足，提交后默认进入人工分流队列";
+    } else {
+      review.className = "review fine";
+      review.textContent = `可自动分流：提交后进入“${departmentName(result.suggested_queue)}”队列`;
+    }
+    const list = $("departments");
+    if (department) {
+      list.replaceChildren(...department.ranking.map((item, position) => el("li", {},
+        el("div", { class: "name" }, el("span", { text: `${position + 1}. ${item.name}` }),
+          el("span", { class: "pct", text: pct(item.confidence) })),
+        bar(item.confidence))));
+    } else {
+      list.replaceChildren(el("li", { text: "当前模型不提供部门建议，请在右侧选择责任部门。" }));
+    }
+    highlight($("highlighted"), result.masked_text, result.explanation.map((term) => term.term));
+    $("model-version").textContent = result.model_version;
+    const hint = $("accept-hint");
+    if (!department) hint.textContent = "无部门建议，请使用“更正分流”选择部门。";
+    else if (result.needs_review) hint.textContent = `由您确认后分流至“${department.name}”。`;
+    else hint.textContent = `提交后进入“${department.name}”队列。`;
+    fillDomainSelect($("correct-domain"), result.domain.label);
+    fillDepartmentSelect($("correct-department"), result.domain.label, department ? department.label : null);
+  }
+
+  /** Submit once (idempotent), then route if asked; a failure keeps everything for a retry. */
+  async function decide(route, kind) {
+    const draft = state.draft;
+    if (!draft || !draft.classification || draft.busy || draft.done || isStale() || $("intake").hidden) return;
+    draft.busy = true;
+    updateDecision();
+    showMessage("intake-message", draft.submitted ? "正在分流……" : "正在提交……", "info");
+    try {
+      if (!draft.submitted) {
+        const body = { text: draft.classifiedText, channel: $("channel").value };
+        draft.submitted = await api("POST", "/v1/petitions", body, { "Idempotency-Key": draft.idempotencyKey });
+        $("petition-text").readOnly = true;
+        $("channel").disabled = true;
+      }
+      let routed = null;
+      if (route) routed = await api("POST", `/v1/petitions/${draft.submitted.id}/route`, route);
+      draft.done = true;
+      showMessage("intake-message", "");
+      renderOutcome(draft.submitted, routed, kind);
+      refreshBoard();
+    } catch (failure) {
+      const prefix = draft.submitted
+        ? `已登记为第 ${draft.submitted.id} 号，但分流未完成：`
+        : "提交失败：";
+      fail("intake-message", failure, prefix);
+      if (draft.submitted) refreshBoard();
+    } finally {
+      draft.busy = false;
+      updateDecision();
+    }
+  }
+
+  function accept() {
+    const draft = state.draft;
+    if (!draft || !draft.classification) return;
+    const result = draft.classification;
+    if (!result.department) {
+      showMessage("intake-message", "当前模型不提供部门建议，请使用“更正分流”选择责任部门。");
+      return;
+    }
+    // A confident suggestion goes to its queue on submit. An unsure one would wait in manual
+    // triage, so the clerk's acceptance is recorded as the human confirmation of the route.
+    const route = result.needs_review
+      ? { department: result.department.label, domain: result.domain.label, note: "登记员确认模型建议" }
+      : null;
+    decide(route, "accept");
+  }
+
+  function correct(event) {
+    if (event) event.preventDefault();
+    const note = $("correct-note").value.trim();
+    const route = { department: $("correct-department").value, domain: $("correct-domain").value };
+    if (note) route.note = note;
+    decide(route, "correct");
+  }
+
+  function renderOutcome(submitted, routed, kind) {
+    const queue = routed ? routed.queue : submitted.queue;
+    const queueLabel = routed ? routed.queue_name : departmentName(queue);
+    const dueAt = routed ? routed.due_at : submitted.due_at;
+    const status = routed ? routed.status : submitted.status;
+    const corrected = routed && routed.history.some((h) => h.action === "corrected");
+    const verb = kind === "correct" ? (corrected ? "已按更正分流" : "已分流") : "已接受建议";
+    const box = $("outcome");
+    box.replaceChildren(
+      el("p", {}, `${verb}：`, el("strong", { text: `第 ${submitted.id} 号`, "data-testid": "petition-id" }),
+        `${submitted.created ? "" : "（重复提交，返回原件）"}`),
+      el("p", { text: `队列：${queueLabel} · 状态：${STATUSES[status] || status}` }),
+      el("p", { text: `转交期限：${fmtDate(dueAt)}（收件后 15 日，${dueText(dueAt, false)}）` }),
+      corrected ? el("p", { text: "更正已记录为模型反馈。" }) : null,
+      el("p", { class: "hint", text: "按 Alt+N 登记下一件。" }),
+    );
+    box.hidden = false;
+  }
+
+  // -- queue board --------------------------------------------------------------------------------
+
+  async function refreshBoard() {
+    if (!state.key) return;
+    try {
+      const data = await api("GET", "/v1/queues");
+      renderQueues(data.queues);
+      if (state.board.queue) await loadQueue(state.board.queue, state.board.offset, false);
+      if ($("board-message").classList.contains("stale-error")) showMessage("board-message", "");
+    } catch (failure) {
+      fail("board-message", failure, "队列看板刷新失败：");
+      $("board-message").classList.add("stale-error");
+    }
+  }
+
+  function renderQueues(queues) {
+    const body = $("queues-table").tBodies[0];
+    const visible = queues.filter((q) => q.open > 0 || q.queue === MANUAL_TRIAGE || state.me.role === "department");
+    const rows = visible.map((q) => {
+      const open = el("button", { type: "button", class: "link", text: q.name,
+        "aria-label": `打开队列 ${q.name}` });
+      open.addEventListener("click", () => loadQueue(q.queue, 0, true));
+      return el("tr", { "data-queue": q.queue },
+        el("th", { scope: "row" }, open),
+        el("td", { text: String(q.queued), "data-col": "queued" }),
+        el("td", { text: String(q.routed), "data-col": "routed" }),
+        el("td", { text: String(q.claimed), "data-col": "claimed" }),
+        el("td", { text: String(q.overdue), "data-col": "overdue", class: q.overdue ? "count-overdue" : "" }));
+    });
+    const hidden = queues.length - visible.length;
+    if (hidden > 0) {
+      rows.push(el("tr", { class: "empty-row" }, el("td", { colSpan: 5,
+        text: `另有 ${hidden} 个队列暂无待办件。` })));
+    }
+    body.replaceChildren(...rows);
+  }
+
+  async function loadQueue(queue, offset, focus) {
+    try {
+      const page = await api("GET", `/v1/queues/${encodeURIComponent(queue)}?limit=${PAGE_SIZE}&offset=${offset}`);
+      state.board = { queue, offset, total: page.total };
+      renderQueue(page);
+      $("queues-view").hidden = true;
+      $("queue-view").hidden = false;
+      if (focus) $("queue-title").focus();
+    } catch (failure) {
+      fail("board-message", failure, "无法打开队列：");
+    }
+  }
+
+  function renderQueue(page) {
+    $("queue-title").textContent = `${page.name}（共 ${page.total} 件）`;
+    const role = state.me.role;
+    $("claim-button").hidden = !(role === "admin" || role === "department"
+      || (role === "clerk" && page.queue === MANUAL_TRIAGE));
+    const body = $("items-table").tBodies[0];
+    if (!page.items.length) {
+      body.replaceChildren(el("tr", { class: "empty-row" }, el("td", { colSpan: 4, text: "队列中暂无信访件。" })));
+    } else {
+      body.replaceChildren(...page.items.map((item) => {
+        const open = el("button", { type: "button", class: "link", text: `#${item.id}`,
+          "aria-label": `查看第 ${item.id} 号信访件` });
+        open.addEventListener("click", () => openItem(item.id));
+        return el("tr", { class: item.overdue ? "overdue" : "", "data-id": String(item.id) },
+          el("td", {}, open),
+          el("td", { class: "preview", text: item.preview }),
+          el("td", { class: "due" }, fmtDate(item.due_at),
+            item.overdue ? el("small", { class: "overdue-flag", text: `⚠ ${dueText(item.due_at, true)}` })
+              : el("small", { text: dueText(item.due_at, false) })),
+          el("td", { text: STATUSES[item.status] || item.status }));
+      }));
+    }
+    const { offset, total } = state.board;
+    $("page-info").textContent = total ? `第 ${offset + 1}–${Math.min(offset + PAGE_SIZE, total)} 件` : "";
+    $("prev-page").disabled = offset <= 0;
+    $("next-page").disabled = offset + PAGE_SIZE >= total;
+  }
+
+  async function claimNext() {
+    const queue = state.board.queue;
+    if (!queue) return;
+    try {
+      const petition = await api("POST", `/v1/queues/${encodeURIComponent(queue)}/claim`, {});
+      if (!petition) {
+        showMessage("board-message", "队列中暂无可领取的信访件。", "info");
+        return;
+      }
+      showMessage("board-message", `已领取第 ${petition.id} 号信访件。`, "info");
+      await refreshBoard();
+      showItem(petition);
+    } catch (failure) {
+      fail("board-message", failure, "领取失败：");
+    }
+  }
+
+  // -- one petition -------------------------------------------------------------------------------
+
+  async function openItem(id) {
+    showMessage("board-message", "");
+    try {
+      const petition = await api("GET", `/v1/petitions/${id}`);
+      showItem(petition);
+    } catch (failure) {
+      const prefix = failure.status === 404 ? "" : `无法查看第 ${id} 号信访件：`;
+      fail("board-message", failure, prefix);
+    }
+  }
+
+  function showItem(petition) {
+    state.item = petition;
+    state.showRaw = false;
+    showMessage("item-message", "");
+    $("item-title").textContent = `第 ${petition.id} 号信访件`;
+    const prediction = petition.prediction;
+    const facts = [
+      ["状态", STATUSES[petition.status] || petition.status],
+      ["所在队列", petition.queue_name],
+      ["来源渠道", CHANNELS[petition.channel] || petition.channel],
+      ["收件时间", fmtTime(petition.received_at)],
+      ["转交期限", `${fmtDate(petition.due_at)}（${petition.route.handed_over_at ? "已转交" : dueText(petition.due_at, petition.overdue)}）`],
+      ["模型建议", `${prediction.domain.name} ${pct(prediction.domain.confidence)}`
+        + (prediction.department ? ` · ${prediction.department.name} ${pct(prediction.department.confidence)}` : "")
+        + (prediction.needs_review ? "（需人工复核）" : "")],
+      ["当前分流", petition.route.department
+        ? `${domainName(petition.route.domain)} · ${departmentName(petition.route.department)}` : "尚未确认"],
+    ];
+    if (petition.lease) facts.push(["领取人", `${petition.lease.owner}（至 ${fmtTime(petition.lease.expires_at)}）`]);
+    if (petition.resolution) facts.push(["办理结果", petition.resolution]);
+    const list = $("item-facts");
+    list.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }),
+      el("dd", { text: value, class: name === "转交期限" && petition.overdue ? "overdue-flag" : "" })]));
+    renderItemText();
+    $("toggle-raw").hidden = !petition.text_visible;
+    $("item-history").replaceChildren(...petition.history.map((entry) => {
+      const move = entry.from_queue !== entry.to_queue && entry.to_queue
+        ? `：${entry.from_queue ? `${departmentName(entry.from_queue)} → ` : ""}${departmentName(entry.to_queue)}` : "";
+      return el("li", {}, el("span", { class: "when", text: fmtTime(entry.at) }),
+        `${ACTIONS[entry.action] || entry.action}${move} · ${entry.actor}（${ROLES[entry.role] || entry.role}）`,
+        entry.note ? el("span", { class: "note", text: `备注：${entry.note}` }) : null);
+    }));
+    const mayRoute = state.me.role === "clerk" || state.me.role === "admin";
+    $("reroute-form").hidden = !mayRoute || petition.status === "closed";
+    const domain = petition.route.domain || prediction.domain.label;
+    fillDomainSelect($("reroute-domain"), domain);
+    fillDepartmentSelect($("reroute-department"), domain,
+      petition.route.department || (prediction.department ? prediction.department.label : null));
+    $("reroute-note").value = "";
+    const dialog = $("item-dialog");
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function renderItemText() {
+    const petition = state.item;
+    const node = $("item-text");
+    if (state.showRaw && petition.text_visible) {
+      node.textContent = petition.text;
+      $("toggle-raw").textContent = "显示脱敏文本";
+    } else {
+      highlight(node, petition.masked_text, petition.prediction.explanation.map((term) => term.term));
+      $("toggle-raw").textContent = "显示原文";
+    }
+  }
+
+  async function reroute(event) {
+    event.preventDefault();
+    const petition = state.item;
+    if (!petition) return;
+    const body = { department: $("reroute-department").value, domain: $("reroute-domain").value };
+    const note = $("reroute-note").value.trim();
+    if (note) body.note = note;
+    $("reroute-button").disabled = true;
+    try {
+      const updated = await api("POST", `/v1/petitions/${petition.id}/route`, body);
+      showItem(updated);
+      showMessage("item-message", `已分流至“${updated.queue_name}”。`, "info");
+      refreshBoard();
+    } catch (failure) {
+      fail("item-message", failure, "分流失败：");
+    } finally {
+      $("reroute-button").disabled = false;
+    }
+  }
+
+  function closeDialog() {
+    const dialog = $("item-dialog");
+    if (dialog.open) dialog.close();
+    state.item = null;
+  }
+
+  function lookup(event) {
+    event.preventDefault();
+    const raw = $("lookup-id").value.trim();
+    if (!/^[1-9][0-9]{0,17}$/.test(raw)) {
+      showMessage("board-message", "请输入正确的信访件编号（正整数）。");
+      return;
+    }
+    openItem(Number(raw));
+  }
+
+  // -- wiring -------------------------------------------------------------------------------------
+
+  function onKey(event) {
+    if ($("main").hidden) return;
+    const dialogOpen = $("item-dialog").open;
+    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && !dialogOpen) {
+      event.preventDefault();
+      classify();
+      return;
+    }
+    if (!event.altKey || event.ctrlKey || event.metaKey || dialogOpen) return;
+    if (event.code === "KeyA") {
+      event.preventDefault();
+      if (!$("accept-button").disabled) accept();
+    } else if (event.code === "KeyC") {
+      event.preventDefault();
+      if (!$("result").hidden) $("correct-domain").focus();
+    } else if (event.code === "KeyN") {
+      event.preventDefault();
+      nextPetition();
+    }
+  }
+
+  function init() {
+    $("sign-in-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = $("api-key").value.trim();
+      if (!key) {
+        showMessage("sign-in-message", "请输入 API 密钥。");
+        return;
+      }
+      signIn(key, false);
+    });
+    $("sign-out").addEventListener("click", signOut);
+    $("intake-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      classify();
+    });
+    $("petition-text").addEventListener("input", () => {
+      updateCount();
+      if (state.draft && !state.draft.submitted) state.draft.idempotencyKey = newIdempotencyKey();
+      updateDecision();
+    });
+    $("next-button").addEventListener("click", nextPetition);
+    $("accept-button").addEventListener("click", accept);
+    $("correct-form").addEventListener("submit", correct);
+    $("correct-domain").addEventListener("change", () =>
+      fillDepartmentSelect($("correct-department"), $("correct-domain").value, $("correct-department").value));
+    $("refresh-board").addEventListener("click", refreshBoard);
+    $("lookup-form").addEventListener("submit", lookup);
+    $("back-to-queues").addEventListener("click", () => {
+      state.board = { queue: null, offset: 0, total: 0 };
+      $("queue-view").hidden = true;
+      $("queues-view").hidden = false;
+      refreshBoard();
+    });
+    $("prev-page").addEventListener("click", () =>
+      loadQueue(state.board.queue, Math.max(0, state.board.offset - PAGE_SIZE), false));
+    $("next-page").addEventListener("click", () => loadQueue(state.board.queue, state.board.offset + PAGE_SIZE, false));
+    $("claim-button").addEventListener("click", claimNext);
+    $("close-dialog").addEventListener("click", closeDialog);
+    $("item-dialog").addEventListener("close", () => { state.item = null; });
+    $("toggle-raw").addEventListener("click", () => {
+      state.showRaw = !state.showRaw;
+      renderItemText();
+    });
+    $("reroute-form").addEventListener("submit", reroute);
+    $("reroute-domain").addEventListener("change", () =>
+      fillDepartmentSelect($("reroute-department"), $("reroute-domain").value, $("reroute-department").value));
+    document.addEventListener("keydown", onKey);
+    window.addEventListener("beforeunload", (event) => {
+      if (hasUnsavedText()) event.preventDefault();
+    });
+
+    const stored = sessionStorage.getItem(KEY_STORAGE);
+    if (stored) signIn(stored, true);
+    else requireSignIn("");
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();
