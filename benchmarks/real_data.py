@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--C", type=float, default=2.0)
     parser.add_argument("--lead-tokens", type=int, default=20)
-    parser.add_argument("--calibration", default="temperature")
+    parser.add_argument("--calibration", default="sigmoid")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"dataset not found: {args.data} (this benchmark needs ../shared/datasets/teddy2020c)")

@@ -193,3 +193,25 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
     subprocess.run([*command, "-o", str(resumed), "--resume"], check=True, timeout=300, capture_output=True)
     assert resumed.read_bytes() == reference.read_bytes()
     assert not progress_path(resumed).exists()
+
+
+def test_enqueue_feeds_the_routing_queue_once_per_id(
+    registry_root: Path, backlog: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.db import QueueStore
+
+    database = f"sqlite:///{tmp_path / 'queue.db'}"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", database)
+    rows = [*backlog[:30], ("", "没有编号的一行", "housing")]
+    source = write_csv(tmp_path / "in.csv", rows)
+    args = [str(source), "-o", str(tmp_path / "out.csv"), "-j", "1", "--enqueue"]
+    code, output = classify(registry_root, *args)
+    assert code == 0, output
+    assert "new 30, already queued 0, conflicts 0" in output
+    code, output = classify(registry_root, *args)
+    assert code == 0 and "new 0, already queued 30, conflicts 0" in output
+    store = QueueStore(database)
+    assert all(store.find(external_id=row[0]) is not None for row in backlog[:30])
+    changed = write_csv(tmp_path / "changed.csv", [(backlog[0][0], "完全不同的另一件事：路灯坏了", "")])
+    code, output = classify(registry_root, str(changed), "-o", str(tmp_path / "o2.csv"), "-j", "1", "--enqueue")
+    assert code == 0 and "conflicts 1" in output

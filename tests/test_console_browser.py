@@ -255,9 +255,27 @@ def test_errors_are_clear_and_keep_what_was_typed(page: Page, api: httpx.Client)
     expect(page.get_by_label("信访内容")).to_be_editable()
     shot(page, "09-server-unreachable")
     page.unroute("**/v1/petitions")
+
+    # The key stops working mid-task (answered here with the service's own 401 body): the page asks
+    # for the key again and, once signed in, the petition is still there to submit.
+    unauthorized = api.post("/v1/petitions", headers={"X-API-Key": "revoked"}, json={"text": "x", "channel": "web"})
+    assert unauthorized.status_code == 401
+    page.route("**/v1/petitions", lambda route: route.fulfill(
+        status=401, content_type="application/json", body=unauthorized.text))
+    page.get_by_role("button", name="接受建议").click()
+    expect(page.locator("#sign-in-message")).to_contain_text("API 密钥无效或已失效，请重新登录")
+    expect(page.locator("#main")).to_be_hidden()
+    shot(page, "10-key-expired")
+    page.unroute("**/v1/petitions")
+    page.get_by_label("API 密钥").fill(CLERK_KEY)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_label("信访内容")).to_have_value(text)
     page.get_by_role("button", name="接受建议").click()
     expect(page.get_by_test_id("outcome")).to_contain_text("已接受建议")
     expect(message).to_be_empty()
+    listed = api.get("/v1/queues/housing", params={"limit": 200}).json()["items"]
+    listed += api.get("/v1/queues/manual_triage", params={"limit": 200}).json()["items"]
+    assert sum(1 for item in listed if "2021年" in item["preview"]) == 1, "a retried submit never makes a copy"
 
 
 def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) -> None:
@@ -281,7 +299,7 @@ def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) 
     board_message = page.get_by_test_id("board-message")
     expect(board_message).to_contain_text("无权执行此操作")
     expect(board_message).to_contain_text("部门密钥只能访问本部门队列")
-    shot(page, "10-department-forbidden")
+    shot(page, "11-department-forbidden")
 
     # Its own queue opens; an overdue item (if the model sent it here) is marked.
     queues.first.get_by_role("button").click()
@@ -290,7 +308,7 @@ def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) 
         expect(page.locator(f'#items-table tr[data-id="{overdue["id"]}"]')).to_contain_text(
             "已超期")
     expect(page.locator("#claim-button")).to_be_visible()
-    shot(page, "11-department-queue")
+    shot(page, "12-department-queue")
 
 
 def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.Client) -> None:
@@ -313,4 +331,4 @@ def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.
     classify(page, HOUSING_TEXT)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a narrow window"
-    shot(page, "12-narrow-window")
+    shot(page, "13-narrow-window")

@@ -9,7 +9,9 @@ how many input rows the output holds and the byte offset where they end.
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import os
 import time
 from collections import Counter, deque
@@ -110,10 +112,16 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
     return Item(row.number, identifier, text, None, old)
 
 
-def format_rows(model: TriageModel, version: str, items: list[Item], compare: bool) -> list[dict[str, Any]]:
-    """Classify the valid items of a chunk in one vectorised call and render every item as a row."""
+def format_rows(
+    model: TriageModel, version: str, items: list[Item], compare: bool, keep: bool = False
+) -> list[dict[str, Any]]:
+    """Classify the valid items of a chunk in one vectorised call and render every item as a row.
+
+    `keep` attaches the text and full prediction (with explanation) under private keys, for
+    sinks such as the routing queue; writers never output keys starting with "_".
+    """
     valid = [item for item in items if item.text is not None]
-    predictions = iter(model.predict([item.text for item in valid], explain=False) if valid else [])
+    predictions = iter(model.predict([item.text for item in valid], explain=keep) if valid else [])
     rows: list[dict[str, Any]] = []
     for item in items:
         row: dict[str, Any] = dict.fromkeys(OUTPUT_FIELDS, "")
@@ -135,6 +143,8 @@ def format_rows(model: TriageModel, version: str, items: list[Item], compare: bo
                     department_confidence=f"{department.confidence:.4f}",
                     departments_top3="|".join(f"{label}:{p:.4f}" for label, p in department.ranking),
                 )
+            if keep:
+                row.update(_text=item.text, _prediction=prediction)
         if compare:
             changed = bool(item.old_department) and not item.error and item.old_department != row["department"]
             row["changed"] = "true" if changed else "false"
@@ -153,8 +163,8 @@ def _init_worker(folder: str) -> None:
     _worker.update(model=model, version=manifest.version)
 
 
-def _work(items: list[Item], compare: bool) -> list[dict[str, Any]]:
-    return format_rows(_worker["model"], _worker["version"], items, compare)
+def _work(items: list[Item], compare: bool, keep: bool) -> list[dict[str, Any]]:
+    return format_rows(_worker["model"], _worker["version"], items, compare, keep)
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -169,18 +179,26 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def classified_chunks(
-    chunks: Iterator[list[Item]], folder: Path, jobs: int, compare: bool
+    chunks: Iterator[list[Item]], folder: Path, jobs: int, compare: bool, keep: bool = False
 ) -> Iterator[list[dict[str, Any]]]:
     """Results in input order; with jobs > 1 a bounded window of chunks runs in worker processes."""
     if jobs <= 1:
         _init_worker(str(folder))
         for chunk in chunks:
-            yield _work(chunk, compare)
+            yield _work(chunk, compare, keep)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(folder),)) as pool:
+    # Load once here and fork: workers share the model and jieba's dictionary pages copy-on-write
+    # instead of each loading its own copy. Where fork is unavailable, each worker loads it.
+    if "fork" in multiprocessing.get_all_start_methods():
+        _init_worker(str(folder))
+        gc.freeze()  # keep the collector from touching (and so copying) the shared pages
+        pool_options: dict[str, Any] = {"mp_context": multiprocessing.get_context("fork")}
+    else:
+        pool_options = {"initializer": _init_worker, "initargs": (str(folder),)}
+    with ProcessPoolExecutor(max_workers=jobs, **pool_options) as pool:
         window: deque[Future[list[dict[str, Any]]]] = deque()
         for chunk in chunks:
-            window.append(pool.submit(_work, chunk, compare))
+            window.append(pool.submit(_work, chunk, compare, keep))
             if len(window) >= 2 * jobs:
                 yield window.popleft().result()
         while window:
@@ -224,6 +242,7 @@ def classify_file(
     resume: bool = False,
     on_rows: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
     errors: Path | None = None,
+    keep_predictions: bool = False,
 ) -> Summary:
     """Classify `source` into `output` (None = stdout); `on_rows` sees each chunk (progress, enqueue)."""
     started = time.perf_counter()
@@ -239,7 +258,9 @@ def classify_file(
     error_writer = open_writer(errors, ["row", "id", "error"], append_at=None) if errors else None
     done = skip
     try:
-        for rows in classified_chunks(chunked(stream, options.chunk_size), folder, options.jobs, compare):
+        for rows in classified_chunks(
+            chunked(stream, options.chunk_size), folder, options.jobs, compare, keep_predictions
+        ):
             writer.write(rows)
             done += len(rows)
             if output is not None and writer.resumable:

@@ -22,6 +22,8 @@ from training.io import InputError
 from training.registry import Registry, RegistryError
 from training.settings import PathSettings
 
+CHANNELS = ("letter", "visit", "web", "phone")
+
 app = typer.Typer(
     help="信访分流 petition triage: train, evaluate and run the classifier. 使用 --help 查看每个命令。",
     no_args_is_help=True,
@@ -265,6 +267,7 @@ def classify(
         str | None, typer.Option("--compare-col", help="原部门列 / old department column to compare")
     ] = None,
     enqueue: Annotated[bool, typer.Option(help="推送到分流队列 / push results into the routing queue")] = False,
+    channel: Annotated[str, typer.Option(help="入队时的来源渠道 / channel recorded with --enqueue")] = "letter",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不显示进度 / no progress bar")] = False,
     version: Annotated[str | None, typer.Option(help="模型版本 / model version (default: current)")] = None,
     registry: RegistryOption = None,
@@ -275,6 +278,8 @@ def classify(
     from training.classify import ClassifyOptions, classify_file
     from training.io import estimate_rows
 
+    if channel not in CHANNELS:
+        raise fail(f"未知渠道 / unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
     store = registry_from(registry)
     try:
         folder = store.folder(version) if version else store.current_folder()
@@ -305,7 +310,8 @@ def classify(
     if enqueue:
         from service.enqueue import backlog_enqueuer
 
-        sinks.append(backlog_enqueuer(manifest.version))
+        enqueuer = backlog_enqueuer(manifest.version, PathSettings().database_url, channel)
+        sinks.append(enqueuer)
     try:
         summary = classify_file(
             input_path,
@@ -315,12 +321,16 @@ def classify(
             resume=resume,
             on_rows=lambda rows: [sink(rows) for sink in sinks],
             errors=errors,
+            keep_predictions=enqueue,
         )
     except InputError as error:
         raise fail(str(error)) from error
     finally:
         bar.close()
     print_summary(summary, compare_col is not None)
+    if enqueue:
+        typer.echo(f"入队 / enqueued: new {enqueuer.created}, already queued {enqueuer.existing}, "
+                   f"conflicts {enqueuer.conflicts}", err=True)
 
 
 @app.command()

@@ -99,7 +99,7 @@
       case "unauthorized": return "API 密钥无效或已失效，请重新登录。";
       case "forbidden": {
         const role = state.me ? ROLES[state.me.role] || state.me.role : "";
-        return `无权执行此操作：${serverMessage || "当前角色无权执行此操作"}${role ? `（当前角色：${role}）` : ""}。`;
+        return `无权执行此操作${role ? `（当前角色：${role}）` : ""}：${serverMessage || "当前角色无权执行此操作"}。`;
       }
       default: break;
     }
@@ -122,7 +122,9 @@
   /** Show a failure where it happened; a 401 also asks for the key again, keeping the page as it is. */
   function fail(target, failure, prefix) {
     showMessage(target, (prefix || "") + describe(failure));
-    if (failure instanceof ApiFailure && failure.status === 401) requireSignIn(describe(failure));
+    if (failure instanceof ApiFailure && failure.status === 401) {
+      requireSignIn(`${describe(failure)}页面上已填写的内容已保留，重新登录后可继续。`);
+    }
   }
 
   // -- formatting ---------------------------------------------------------------------------------
@@ -184,6 +186,8 @@
   function requireSignIn(message) {
     state.key = null;
     sessionStorage.removeItem(KEY_STORAGE);
+    const dialog = $("item-dialog");
+    if (dialog.open) dialog.close();
     $("main").hidden = true;
     $("user-box").hidden = true;
     $("sign-in").hidden = false;
@@ -226,6 +230,7 @@
     $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
     const mayIntake = me.role === "clerk" || me.role === "admin";
     $("intake").hidden = !mayIntake;
+    $("main").classList.toggle("board-only", !mayIntake);
     $("main").hidden = false;
     fillLabelSelects();
     if (!state.draft) resetDraft(false);
@@ -392,6 +397,7 @@
     else hint.textContent = `提交后进入“${department.name}”队列。`;
     fillDomainSelect($("correct-domain"), result.domain.label);
     fillDepartmentSelect($("correct-department"), result.domain.label, department ? department.label : null);
+    $("result").scrollIntoView({ block: "nearest" });
   }
 
   /** Submit once (idempotent), then route if asked; a failure keeps everything for a retry. */
@@ -413,6 +419,7 @@
       draft.done = true;
       showMessage("intake-message", "");
       renderOutcome(draft.submitted, routed, kind);
+      $("outcome").scrollIntoView({ block: "nearest" });
       refreshBoard();
     } catch (failure) {
       const prefix = draft.submitted
@@ -458,14 +465,14 @@
     const corrected = routed && routed.history.some((h) => h.action === "corrected");
     const verb = kind === "correct" ? (corrected ? "已按更正分流" : "已分流") : "已接受建议";
     const box = $("outcome");
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("p", {}, `${verb}：`, el("strong", { text: `第 ${submitted.id} 号`, "data-testid": "petition-id" }),
         `${submitted.created ? "" : "（重复提交，返回原件）"}`),
       el("p", { text: `队列：${queueLabel} · 状态：${STATUSES[status] || status}` }),
       el("p", { text: `转交期限：${fmtDate(dueAt)}（收件后 15 日，${dueText(dueAt, false)}）` }),
       corrected ? el("p", { text: "更正已记录为模型反馈。" }) : null,
       el("p", { class: "hint", text: "按 Alt+N 登记下一件。" }),
-    );
+    ].filter(Boolean));
     box.hidden = false;
   }
 
@@ -510,6 +517,7 @@
     try {
       const page = await api("GET", `/v1/queues/${encodeURIComponent(queue)}?limit=${PAGE_SIZE}&offset=${offset}`);
       state.board = { queue, offset, total: page.total };
+      if (focus) showMessage("board-message", "");
       renderQueue(page);
       $("queues-view").hidden = true;
       $("queue-view").hidden = false;
@@ -538,7 +546,7 @@
           el("td", { class: "due" }, fmtDate(item.due_at),
             item.overdue ? el("small", { class: "overdue-flag", text: `⚠ ${dueText(item.due_at, true)}` })
               : el("small", { text: dueText(item.due_at, false) })),
-          el("td", { text: STATUSES[item.status] || item.status }));
+          el("td", { class: "status", text: STATUSES[item.status] || item.status }));
       }));
     }
     const { offset, total } = state.board;
@@ -572,7 +580,7 @@
       const petition = await api("GET", `/v1/petitions/${id}`);
       showItem(petition);
     } catch (failure) {
-      const prefix = failure.status === 404 ? "" : `无法查看第 ${id} 号信访件：`;
+      const prefix = failure.status === 404 || failure.status === 403 ? "" : `无法查看第 ${id} 号信访件：`;
       fail("board-message", failure, prefix);
     }
   }
