@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import free_port, wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = {"X-API-Key": "dev-clerk"}
 TEXTS = [
@@ -27,12 +28,6 @@ TEXTS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(registry: Path, database: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TRIAGE_REGISTRY": str(registry), "TRIAGE_DATABASE_URL": f"sqlite:///{database}"}
     env.pop("TRIAGE_API_KEYS", None)  # the documented development keys
@@ -40,19 +35,6 @@ def start_server(registry: Path, database: Path, port: int, log: Path) -> subpro
         return subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port)], cwd=ROOT, env=env, stdout=sink, stderr=sink)
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become ready")
 
 
 @pytest.fixture

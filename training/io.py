@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ TABLE_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 SUPPORTED = TABLE_SUFFIXES | JSONL_SUFFIXES | EXCEL_SUFFIXES
-UNDECODABLE = "\udcff"  # marker left by surrogateescape decoding
 
 csv.field_size_limit(sys.maxsize)
 
@@ -54,8 +54,11 @@ def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
         raise InputError(f"{path}: 无法识别文件编码 / unknown encoding (tried UTF-8 and GB18030): {error}") from error
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape leaves for an undecodable byte
+
+
 def _has_undecodable(values: dict[str, Any]) -> bool:
-    return any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for v in values.values())
+    return any(isinstance(v, str) and _ESCAPED_BYTE.search(v) for v in values.values())
 
 
 def _open_text(path: Path, encoding: str | None) -> IO[str]:
