@@ -1,9 +1,11 @@
 """The triage model: shared text features feeding calibrated linear heads.
 
 One head predicts the domain, an optional second head the responsible
-department. Each head is a LinearSVC wrapped in sigmoid calibration, so
-`predict_proba` is meaningful, and its averaged weights give honest
-per-term explanations. Abstention thresholds are chosen on out-of-fold
+department. Each head is a LinearSVC wrapped in cross-validated calibration
+(sigmoid by default: it scored higher than temperature scaling in 5-fold CV on
+real messages, 0.890 vs 0.882 macro-F1, at the cost of some under-confidence
+that the reliability diagram in every report shows), and its weights give
+honest per-term explanations. Abstention thresholds are chosen on out-of-fold
 predictions of the training data, never on the data used to report results.
 """
 
@@ -77,7 +79,7 @@ class TriageModel(BaseEstimator):
         char_ngram_range: tuple[int, int] = (1, 3),
         lead_tokens: int = 20,
         min_df: int = 2,
-        calibration: str = "temperature",
+        calibration: str = "sigmoid",
         calibration_folds: int = 5,
         threshold_folds: int = 5,
         target_precision: float = 0.95,
