@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import font_manager
 
 from model.taxonomy import Taxonomy
+
+# Chinese label names need a CJK font; .ci/run installs WenQuanYi Zen Hei, other machines may have Noto.
+CJK_FONTS = ("Noto Sans CJK SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
+
+
+def use_cjk_font() -> None:
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # weight fallbacks are harmless
+    available = {font.name for font in font_manager.fontManager.ttflist}
+    plt.rcParams["font.sans-serif"] = [name for name in CJK_FONTS if name in available] + ["DejaVu Sans"]
 
 
 def plot_confusion(confusion: dict[str, Any], title: str, path: Path) -> None:
@@ -90,6 +101,7 @@ def write_report(
 ) -> Path:
     """Write `report.md` and its PNGs into `folder`; `metrics` maps head name to head metrics."""
     folder.mkdir(parents=True, exist_ok=True)
+    use_cjk_font()
     lines = [f"# {title}", ""]
     lines += [f"> {note}" for note in notes or []]
     lines.append("")
