@@ -52,13 +52,9 @@ class LabelError(ValueError):
 
 
 def _folds(labels: np.ndarray, wanted: int) -> int:
-    _, counts = np.unique(labels, return_counts=True)
+    names, counts = np.unique(labels, return_counts=True)
     if counts.min() < MIN_EXAMPLES_PER_LABEL:
-        rare = [
-            str(label)
-            for label, count in zip(*np.unique(labels, return_counts=True), strict=True)
-            if count < MIN_EXAMPLES_PER_LABEL
-        ]
+        rare = [str(name) for name, count in zip(names, counts, strict=True) if count < MIN_EXAMPLES_PER_LABEL]
         raise LabelError(f"labels with fewer than {MIN_EXAMPLES_PER_LABEL} examples: {', '.join(rare)}")
     if len(counts) < 2:
         raise LabelError("a head needs at least two distinct labels")
@@ -198,13 +194,13 @@ class TriageModel(BaseEstimator):
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
         matrix = self.transform(X)
         per_head: dict[str, np.ndarray] = {name: head.predict_proba(matrix) for name, head in self.heads_.items()}
+        classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
         for row_index in range(matrix.shape[0]):
             heads: dict[str, HeadPrediction] = {}
             for name, proba in per_head.items():
-                classes = self.classes(name)
                 order = np.argsort(-proba[row_index])[:top]
-                ranking = [(classes[i], round(float(proba[row_index, i]), 4)) for i in order]
+                ranking = [(classes[name][i], round(float(proba[row_index, i]), 4)) for i in order]
                 confidence = float(proba[row_index, order[0]])
                 heads[name] = HeadPrediction(
                     ranking[0][0], round(confidence, 4), ranking, confidence < self.thresholds_[name]

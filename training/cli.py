@@ -153,7 +153,7 @@ def promote(version: str, registry: RegistryOption = None) -> None:
 def load_current(registry: Path | None, version: str | None = None):
     store = registry_from(registry)
     try:
-        folder = store.folder(version) if version else store.current_folder()
+        folder = store.resolve(version)
         return load_model(folder)
     except (RegistryError, ModelLoadError) as error:
         raise fail(str(error)) from error
@@ -282,7 +282,7 @@ def classify(
         raise fail(f"未知渠道 / unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
     store = registry_from(registry)
     try:
-        folder = store.folder(version) if version else store.current_folder()
+        folder = store.resolve(version)
         manifest = verify_model(folder)  # fail fast on a missing or tampered model, before any output
     except (RegistryError, ModelLoadError) as error:
         raise fail(str(error)) from error
@@ -329,8 +329,11 @@ def classify(
         bar.close()
     print_summary(summary, compare_col is not None)
     if enqueue:
-        typer.echo(f"入队 / enqueued: new {enqueuer.created}, already queued {enqueuer.existing}, "
-                   f"conflicts {enqueuer.conflicts}", err=True)
+        typer.echo(
+            f"入队 / enqueued: new {enqueuer.created}, already queued {enqueuer.existing}, "
+            f"conflicts {enqueuer.conflicts}",
+            err=True,
+        )
 
 
 @app.command()

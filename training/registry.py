@@ -55,6 +55,10 @@ class Registry:
             raise RegistryError(f"没有当前模型 / no current model in {self.root}; run `triage train` first")
         return self.folder(version)
 
+    def resolve(self, version: str | None) -> Path:
+        """The folder of `version`, or of the current model when no version is given."""
+        return self.folder(version) if version else self.current_folder()
+
     def promote(self, version: str) -> None:
         """Atomically point CURRENT at `version` (rename is atomic on POSIX)."""
         self.folder(version)

@@ -45,12 +45,10 @@ def split_holdout(data: LabelledData, holdout: float, seed: int = 0) -> tuple[La
     """Use the split recorded in the data; otherwise hold out a stratified share, fixed by `seed`."""
     if "test" in data.splits:
         return data.subset("train"), data.subset("test")
-    indices = list(range(len(data)))
-    train_idx, test_idx = train_test_split(indices, test_size=holdout, stratify=data.labels, random_state=seed)
+    _, test_idx = train_test_split(range(len(data)), test_size=holdout, stratify=data.labels, random_state=seed)
     data.splits = ["train"] * len(data)
     for index in test_idx:
         data.splits[index] = "test"
-    del train_idx
     return data.subset("train"), data.subset("test")
 
 
