@@ -1,10 +1,10 @@
-# The two set-up commands of the README. Both create .venv/ on first use.
+# The set-up commands of the README. All create .venv/ on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean-models
+.PHONY: run test test-fast lint bench clean-models
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/triage serve
 
-## Lint, then run the whole test suite.
-test: $(STAMP)
-	$(BIN)/ruff check .
+## Lint (ruff check, ruff format --check, mypy), then run the whole test suite.
+test: lint
 	$(BIN)/python -m pytest
+
+## The edit-test loop: everything except the slow (training, subprocess) and browser tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/real_data.py

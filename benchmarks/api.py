@@ -32,8 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.bootstrap import ensure_model  # noqa: E402
-from training.settings import PathSettings  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from triage.bootstrap import ensure_model  # noqa: E402
 
 KEY = {"X-API-Key": "dev-clerk"}
 
@@ -81,8 +81,10 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {KEY['X-API-Key']}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {KEY['X-API-Key']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + payload)
         assert self.reader is not None
         status_line = await self.reader.readline()
@@ -101,8 +103,9 @@ class Connection:
             self.writer.close()
 
 
-async def drive(host: str, port: int, name: str, method: str, path: str, bodies: list[dict | None],
-                concurrency: int) -> Result:
+async def drive(
+    host: str, port: int, name: str, method: str, path: str, bodies: list[dict | None], concurrency: int
+) -> Result:
     latencies: list[float] = []
     errors = 0
     position = 0
@@ -137,8 +140,9 @@ async def run(port: int, requests: int, concurrency: int, texts: list[str]) -> l
     results = [await drive(host, port, "GET /healthz", "GET", "/healthz", [None] * requests, concurrency)]
     classify = [{"text": rng.choice(texts)} for _ in range(requests)]
     results.append(await drive(host, port, "POST /v1/classify", "POST", "/v1/classify", classify, concurrency))
-    submit = [{"text": rng.choice(texts), "channel": rng.choice(["letter", "visit", "web", "phone"])}
-              for _ in range(requests)]
+    submit = [
+        {"text": rng.choice(texts), "channel": rng.choice(["letter", "visit", "web", "phone"])} for _ in range(requests)
+    ]
     results.append(await drive(host, port, "POST /v1/petitions", "POST", "/v1/petitions", submit, concurrency))
     return results
 
@@ -166,27 +170,48 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     args = parser.parse_args()
 
-    registry = args.registry or PathSettings().registry
+    registry = args.registry or Settings().registry
     ensure_model(registry, echo=lambda message: print(message, file=sys.stderr))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as scratch:
-        env = {**os.environ, "TRIAGE_REGISTRY": str(registry),
-               "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-               "TRIAGE_SQLITE_SYNCHRONOUS": args.synchronous}
+        env = {
+            **os.environ,
+            "TRIAGE_REGISTRY": str(registry),
+            "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
+            "TRIAGE_SQLITE_SYNCHRONOUS": args.synchronous,
+        }
         env.pop("TRIAGE_API_KEYS", None)
         log = Path(scratch) / "server.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-                 "--port", str(port), "--no-access-log", "--workers", str(args.workers)],
-                cwd=ROOT, env=env, stdout=sink, stderr=sink)
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "service.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--workers",
+                    str(args.workers),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=sink,
+            )
             try:
                 started = time.perf_counter()
                 wait_ready(base, process)
-                print(f"server ready in {time.perf_counter() - started:.1f}s (model load included); "
-                      f"{args.requests} requests per endpoint at concurrency {args.concurrency}, "
-                      f"SQLite synchronous={args.synchronous}, {args.workers} worker process(es)")
+                print(
+                    f"server ready in {time.perf_counter() - started:.1f}s (model load included); "
+                    f"{args.requests} requests per endpoint at concurrency {args.concurrency}, "
+                    f"SQLite synchronous={args.synchronous}, {args.workers} worker process(es)"
+                )
                 results = asyncio.run(run(port, args.requests, args.concurrency, load_texts()))
             finally:
                 process.send_signal(signal.SIGTERM)
@@ -199,18 +224,23 @@ def main() -> None:
 
 def report(results: list[Result]) -> None:
     baseline = results[0]
-    print(f"{'endpoint':<20} {'ok':>6} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
-          f"{'p99 vs healthz':>15} {'req/s vs healthz':>17}")
+    print(
+        f"{'endpoint':<20} {'ok':>6} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+        f"{'p99 vs healthz':>15} {'req/s vs healthz':>17}"
+    )
     for result in results:
-        print(f"{result.name:<20} {len(result.latencies):>6} {result.errors:>4} {result.percentile(0.5):>8.1f} "
-              f"{result.percentile(0.99):>8.1f} {result.throughput:>8.1f} "
-              f"{result.percentile(0.99) / baseline.percentile(0.99):>14.1f}x "
-              f"{result.throughput / baseline.throughput:>16.2f}x")
+        print(
+            f"{result.name:<20} {len(result.latencies):>6} {result.errors:>4} {result.percentile(0.5):>8.1f} "
+            f"{result.percentile(0.99):>8.1f} {result.throughput:>8.1f} "
+            f"{result.percentile(0.99) / baseline.percentile(0.99):>14.1f}x "
+            f"{result.throughput / baseline.throughput:>16.2f}x"
+        )
     classify, submit = results[1], results[2]
-    print(f"target classify p99 < 30 ms: {'met' if classify.percentile(0.99) < 30 else 'MISSED'} "
-          f"({classify.percentile(0.99):.1f} ms)")
-    print(f"target >= 300 submissions/s: {'met' if submit.throughput >= 300 else 'MISSED'} "
-          f"({submit.throughput:.1f}/s)")
+    print(
+        f"target classify p99 < 30 ms: {'met' if classify.percentile(0.99) < 30 else 'MISSED'} "
+        f"({classify.percentile(0.99):.1f} ms)"
+    )
+    print(f"target >= 300 submissions/s: {'met' if submit.throughput >= 300 else 'MISSED'} ({submit.throughput:.1f}/s)")
 
 
 if __name__ == "__main__":

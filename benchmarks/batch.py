@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from batch.classify import Item, classify_items  # noqa: E402
 from model.persistence import load_model  # noqa: E402
-from training.classify import Item, format_rows  # noqa: E402
+from model.registry import Registry  # noqa: E402
+from service.settings import Settings  # noqa: E402
 from training.dataset import CORPUS_PATH  # noqa: E402
-from training.registry import Registry  # noqa: E402
-from training.settings import PathSettings  # noqa: E402
 
 SENTENCE_END = re.compile(r"(?<=[。！？!?；])")
 
@@ -78,7 +78,7 @@ def run_classify(source: Path, jobs: int, registry: Path) -> tuple[float, int]:
     command = [
         sys.executable,
         "-m",
-        "training.cli",
+        "triage.cli",
         "classify",
         str(source),
         "-o",
@@ -133,11 +133,11 @@ def profile(source: Path, rows: int, registry: Path) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     for start in range(0, len(items), 256):
-        format_rows(model, manifest.version, items[start : start + 256], compare=False)
+        classify_items(model, manifest.version, items[start : start + 256], compare=False)
     profiler.disable()
     stats = pstats.Stats(profiler)
     cumulative = {(Path(file).name, name): entry[3] for (file, _, name), entry in stats.stats.items()}  # type: ignore[attr-defined]
-    total = cumulative[("classify.py", "format_rows")]
+    total = cumulative[("classify.py", "classify_items")]
     stages = {
         "text preparation (normalise, mask)": cumulative[("text.py", "prepare_text")],
         "jieba segmentation": cumulative[("tokenize.py", "__call__")],
@@ -155,7 +155,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the large input")
     parser.add_argument("--small-rows", type=int, default=50_000, help="rows of the small input (memory)")
     parser.add_argument("--naive-sample", type=int, default=2_000, help="rows timed for the naive loop")
-    parser.add_argument("--registry", type=Path, default=PathSettings().registry)
+    parser.add_argument("--registry", type=Path, default=Settings().registry)
     args = parser.parse_args()
     if Registry(args.registry).current() is None:
         print(f"no current model in {args.registry}; run `triage train` first")

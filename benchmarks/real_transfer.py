@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.persistence import load_model  # noqa: E402
-from training.registry import Registry  # noqa: E402
-from training.settings import PathSettings  # noqa: E402
+from model.registry import Registry  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 DEFAULT_PATH = ROOT.parent / "shared" / "datasets" / "teddy2020c" / "messages_labeled.csv"
 LABEL_MAP: dict[str, set[str]] = {
@@ -39,7 +39,7 @@ LABEL_MAP: dict[str, set[str]] = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--registry", type=Path, default=PathSettings().registry)
+    parser.add_argument("--registry", type=Path, default=Settings().registry)
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"dataset not found: {args.data} (this benchmark needs ../shared/datasets/teddy2020c)")
@@ -62,13 +62,14 @@ def main() -> int:
 
     def line(name: str, n: int, one: int, three: int, flagged: int, right: int) -> str:
         routed = n - flagged
-        return (f"{name:<10} {n:>5} {one / n:7.3f} {three / n:7.3f} {flagged / n:13.3f} "
-                f"{right / routed if routed else float('nan'):16.3f}")
+        return (
+            f"{name:<10} {n:>5} {one / n:7.3f} {three / n:7.3f} {flagged / n:13.3f} "
+            f"{right / routed if routed else float('nan'):16.3f}"
+        )
 
     for label in LABEL_MAP:
         print(line(label, counts[label], top1[label], top3[label], review[label], routed_ok[label]))
-    print(line("all", len(rows), sum(top1.values()), sum(top3.values()), sum(review.values()),
-               sum(routed_ok.values())))
+    print(line("all", len(rows), sum(top1.values()), sum(top3.values()), sum(review.values()), sum(routed_ok.values())))
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -144,7 +145,7 @@ class TriageModel(BaseEstimator):
             state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
         return state
 
-    def __setstate__(self, state: dict[str, object]) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         vocabularies = state.pop("vocabularies_", None)
         super().__setstate__(state)
         if vocabularies is not None:

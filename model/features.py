@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from copy import copy
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -89,7 +90,7 @@ def build_vectorizer(
     return FeatureUnion([("word", word), ("char", char), ("lead", lead)])
 
 
-def build_features(**vectorizer_params: object) -> Pipeline:
+def build_features(**vectorizer_params: Any) -> Pipeline:
     """Raw text in, sparse TF-IDF matrix out."""
     return Pipeline([("tokens", PetitionTokenizer()), ("tfidf", build_vectorizer(**vectorizer_params))])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,7 @@ def head_metrics(proba: np.ndarray, classes: Sequence[str], truth: Sequence[str]
     }
 
 
-def evaluate_model(model: Any, texts: Sequence[str], targets: dict[str, Sequence[str]]) -> dict[str, Any]:
+def evaluate_model(model: Any, texts: Sequence[str], targets: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """Metrics for every head of `model` that has truth in `targets` (head name -> labels)."""
     matrix = model.transform(texts)
     results: dict[str, Any] = {}

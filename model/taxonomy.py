@@ -1,13 +1,13 @@
-"""The label taxonomy: stable ids, Chinese names and scopes, read from `data/taxonomy.toml`."""
+"""The label taxonomy: stable ids, Chinese names and scopes, shipped as package data (`model/data/taxonomy.toml`)."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-TAXONOMY_PATH = DATA_DIR / "taxonomy.toml"
+TAXONOMY_PATH = Path(str(resources.files("model") / "data" / "taxonomy.toml"))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def cache_dir() -> Path:
 
 
 def user_dictionary() -> Path:
-    return Path(str(resources.files("model") / "petition_dict.txt"))
+    return Path(str(resources.files("model") / "data" / "petition_dict.txt"))
 
 
 def shared_segmenter() -> jieba.Tokenizer:

@@ -1,32 +1,69 @@
-"""API keys -> roles. Keys are compared in constant time and never logged (the key's name is).
+"""API keys -> principals, and what each role may do (the one permission map; the console reads it).
 
-Roles: `clerk` (classify, submit, read, route, close; claim from manual_triage), `department`
-(read, claim and close in its own queue only), `admin` (everything, including model reload).
+Keys are compared in constant time and never logged (the key's name is). Roles: `clerk`
+(classify, submit, read, route, close; claim from manual_triage), `department` (read, claim and
+close in its own queue only), `admin` (everything, including model reload).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
-
-from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from enum import StrEnum
 
 from service.errors import ApiError
 from service.settings import ApiKeyConfig
+from store import MANUAL_TRIAGE, Role
+
+
+class Permission(StrEnum):
+    INTAKE = "intake"  # classify and submit petitions
+    ROUTE = "route"  # confirm or correct a route
+    CLOSE = "close"
+    CLAIM_ANY_QUEUE = "claim_any_queue"
+    CLAIM_MANUAL_TRIAGE = "claim_manual_triage"
+    CLAIM_OWN_QUEUE = "claim_own_queue"
+    READ_ALL_QUEUES = "read_all_queues"  # without it, only the key's own department queue
+    SEE_TEXT = "see_text"  # raw text at any time (departments see it once handed over)
+    RELOAD_MODEL = "reload_model"
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.CLERK: frozenset(
+        {
+            Permission.INTAKE,
+            Permission.ROUTE,
+            Permission.CLOSE,
+            Permission.CLAIM_MANUAL_TRIAGE,
+            Permission.READ_ALL_QUEUES,
+            Permission.SEE_TEXT,
+        }
+    ),
+    Role.DEPARTMENT: frozenset({Permission.CLOSE, Permission.CLAIM_OWN_QUEUE}),
+    Role.ADMIN: frozenset(Permission),
+    Role.SYSTEM: frozenset(),
+}
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
-    role: str
+    role: Role
     department: str | None = None
 
+    def can(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
     def may_access_queue(self, queue: str) -> bool:
-        return self.role != "department" or queue == self.department
+        return self.can(Permission.READ_ALL_QUEUES) or queue == self.department
+
+    def may_claim_from(self, queue: str) -> bool:
+        return (
+            self.can(Permission.CLAIM_ANY_QUEUE)
+            or (self.can(Permission.CLAIM_OWN_QUEUE) and queue == self.department)
+            or (self.can(Permission.CLAIM_MANUAL_TRIAGE) and queue == MANUAL_TRIAGE)
+        )
 
 
 class KeyRing:
@@ -46,48 +83,36 @@ class KeyRing:
         return Principal(found.name, found.role, found.department)
 
 
-api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False,
-    description="API 密钥 / API key (or `Authorization: Bearer <key>`)",
-)
-bearer = HTTPBearer(auto_error=False, description="API 密钥 / API key as a bearer token")
-
-
 def unauthorized() -> ApiError:
-    return ApiError(401, "unauthorized", "缺少或无效的 API 密钥", "missing or invalid API key",
-                    headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(
+        401,
+        "unauthorized",
+        "缺少或无效的 API 密钥",
+        "missing or invalid API key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def forbidden(message: str = "当前角色无权执行此操作", message_en: str = "this role may not do that") -> ApiError:
     return ApiError(403, "forbidden", message, message_en)
 
 
-def current_principal(
-    request: Request,
-    key: Annotated[str | None, Security(api_key_header)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> Principal:
-    presented = key or (credentials.credentials if credentials else None)
-    if not presented:
-        raise unauthorized()
-    principal = request.app.state.keyring.lookup(presented)
-    if principal is None:
-        raise unauthorized()
-    request.state.principal = principal  # the access log records the key's name
-    return principal
-
-
-def require(*roles: str) -> Callable[[Principal], Principal]:
-    """Dependency: the caller must hold one of `roles` (403 otherwise)."""
-
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if principal.role not in roles:
-            raise forbidden()
-        return principal
-
-    return check
+def check_permission(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise forbidden()
 
 
 def check_queue_access(principal: Principal, queue: str) -> None:
     if not principal.may_access_queue(queue):
         raise forbidden("部门密钥只能访问本部门队列", "a department key may only access its own queue")
+
+
+def check_claim(principal: Principal, queue: str) -> None:
+    check_queue_access(principal, queue)
+    if not principal.may_claim_from(queue):
+        raise forbidden("登记员只能领取人工分流队列", "clerks claim only from manual_triage")
+
+
+def permission_map() -> dict[str, list[str]]:
+    """Role -> permissions, for the console (it shows and hides controls by these, never its own rules)."""
+    return {role.value: sorted(p.value for p in PERMISSIONS[role]) for role in Role if role != Role.SYSTEM}

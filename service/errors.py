@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,7 +25,12 @@ class ApiError(Exception):
     """Raised by handlers and dependencies; rendered as the standard error body."""
 
     def __init__(
-        self, status: int, code: str, message: str, message_en: str, details: Any = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        message_en: str,
+        details: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(code)
@@ -44,7 +50,11 @@ def error_body(code: str, message: str, message_en: str, details: Any = None) ->
 
 
 def error_response(
-    status: int, code: str, message: str, message_en: str, details: Any = None,
+    status: int,
+    code: str,
+    message: str,
+    message_en: str,
+    details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, message_en, details), status_code=status, headers=headers)
@@ -66,56 +76,77 @@ HTTP_CODES: dict[int, tuple[str, str, str]] = {
 }
 
 
-def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Field path, error type and English message only: no `input`, no `ctx` with user data."""
     return [
-        {"field": ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body",
-         "type": error.get("type", "value_error"), "message_en": str(error.get("msg", ""))}
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body",
+            "type": error.get("type", "value_error"),
+            "message_en": str(error.get("msg", "")),
+        }
         for error in errors
     ]
 
 
-def validation_error(errors: list[dict[str, Any]]) -> ApiError:
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     """Turn pydantic errors into one ApiError; a single known cause gets its own stable code."""
-    types = ["text_too_long" if error.get("type") == "string_too_long" and tuple(error.get("loc", ()))[-1:] == ("text",)
-             else error.get("type", "") for error in errors]
+    types = [
+        "text_too_long"
+        if error.get("type") == "string_too_long" and tuple(error.get("loc", ()))[-1:] == ("text",)
+        else error.get("type", "")
+        for error in errors
+    ]
     if "json_invalid" in types:
-        return ApiError(400, "invalid_json", "请求体不是有效的 JSON", "request body is not valid JSON",
-                        validation_details(errors))
+        return ApiError(
+            400, "invalid_json", "请求体不是有效的 JSON", "request body is not valid JSON", validation_details(errors)
+        )
     known = next((kind for kind in types if kind in VALIDATION_MESSAGES), None)
     if known is not None:
         message, message_en = VALIDATION_MESSAGES[known]
         return ApiError(422, known, message, message_en, validation_details(errors))
-    return ApiError(422, "validation_error", "请求内容不符合要求", "request failed validation",
-                    validation_details(errors))
+    return ApiError(
+        422, "validation_error", "请求内容不符合要求", "request failed validation", validation_details(errors)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
-        return error_response(error.status, error.code, error.message, error.message_en, error.details,
-                              error.headers)
+        return error_response(error.status, error.code, error.message, error.message_en, error.details, error.headers)
 
     async def on_validation(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         api_error = validation_error(list(error.errors()))
-        return error_response(api_error.status, api_error.code, api_error.message, api_error.message_en,
-                              api_error.details)
+        return error_response(
+            api_error.status, api_error.code, api_error.message, api_error.message_en, api_error.details
+        )
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         code, message, message_en = HTTP_CODES.get(
-            error.status_code, ("http_error", "请求无法处理", "the request could not be handled"))
-        return error_response(error.status_code, code, message, message_en, headers=error.headers)
+            error.status_code, ("http_error", "请求无法处理", "the request could not be handled")
+        )
+        return error_response(
+            error.status_code, code, message, message_en, headers=dict(error.headers) if error.headers else None
+        )
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         # Exception messages can carry SQL parameters (petition text): log the type and frames only.
-        frames = [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}:{frame.name}"
-                  for frame in traceback.extract_tb(error.__traceback__)[-8:]]
-        log_event(logger, logging.ERROR, "request.unhandled_error", error_type=type(error).__name__,
-                  frames=frames, path_template=_route_path(request))
-        return error_response(500, "internal_error", "服务器内部错误，请稍后重试",
-                              "internal server error; please retry later")
+        frames = [
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}:{frame.name}"
+            for frame in traceback.extract_tb(error.__traceback__)[-8:]
+        ]
+        log_event(
+            logger,
+            logging.ERROR,
+            "request.unhandled_error",
+            error_type=type(error).__name__,
+            frames=frames,
+            path_template=_route_path(request),
+        )
+        return error_response(
+            500, "internal_error", "服务器内部错误，请稍后重试", "internal server error; please retry later"
+        )
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)

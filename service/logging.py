@@ -18,7 +18,7 @@ _HANDLER_FLAG = "_triage_json_handler"
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is now (test runners swap it), not the one seen at setup."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from model.classifier import Prediction, TriageModel
 from model.persistence import Manifest, load_model, read_manifest
-from service.db import QueueStore, StoreError, Submission, Submitted
+from model.registry import Registry
 from service.logging import log_event
-from training.registry import Registry
+from store import QueueStore, StoreError, Submission, Submitted
 
 logger = logging.getLogger("triage.model")
 
@@ -73,8 +73,10 @@ class LoadedModel:
         """Re-judge needs_review when the operator overrides a head's threshold."""
         if not self.overrides:
             return prediction
-        heads = {name: replace(head, needs_review=head.confidence < self.thresholds[name])
-                 for name, head in prediction.heads.items()}
+        heads = {
+            name: replace(head, needs_review=head.confidence < self.thresholds[name])
+            for name, head in prediction.heads.items()
+        }
         return replace(prediction, heads=heads)
 
 
@@ -115,9 +117,6 @@ class _Job:
     store: Callable[[list[Prediction]], list[Submission]] | None = None
 
 
-_STOP = object()
-
-
 class Batcher:
     """One thread runs the model; callers block on a future (they run in the threadpool).
 
@@ -127,11 +126,14 @@ class Batcher:
     """
 
     def __init__(
-        self, max_batch: int = 64, observe_batch: object = None, queue_store: QueueStore | None = None,
+        self,
+        max_batch: int = 64,
+        observe_batch: object = None,
+        queue_store: QueueStore | None = None,
     ) -> None:
         self.max_batch = max(1, max_batch)
         self.queue_store = queue_store
-        self._jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._observe = observe_batch
         self._thread = threading.Thread(target=self._run, name="triage-predict", daemon=True)
         self._thread.start()
@@ -141,28 +143,33 @@ class Batcher:
             return []
         job = _Job(loaded, list(texts), explain)
         self._jobs.put(job)
-        return job.future.result()
+        predictions: list[Prediction] = job.future.result()
+        return predictions
 
     def submit(
-        self, loaded: LoadedModel, texts: Sequence[str], rows: Callable[[list[Prediction]], list[Submission]],
+        self,
+        loaded: LoadedModel,
+        texts: Sequence[str],
+        rows: Callable[[list[Prediction]], list[Submission]],
     ) -> tuple[list[Prediction], list[Submitted | StoreError]]:
         """Predict, then store the rows built from the predictions; returns both once committed."""
         if self.queue_store is None:
             raise RuntimeError("this batcher has no store")
         job = _Job(loaded, list(texts), True, store=rows)
         self._jobs.put(job)
-        return job.future.result()
+        answer: tuple[list[Prediction], list[Submitted | StoreError]] = job.future.result()
+        return answer
 
     def stop(self) -> None:
-        self._jobs.put(_STOP)
+        self._jobs.put(None)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while True:
             first = self._jobs.get()
-            if first is _STOP:
+            if first is None:
                 return
-            jobs: list[_Job] = [first]  # type: ignore[list-item]
+            jobs: list[_Job] = [first]
             size = len(jobs[0].texts)
             stop = False
             while size < self.max_batch:
@@ -170,11 +177,11 @@ class Batcher:
                     more = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if more is _STOP:
+                if more is None:
                     stop = True
                     break
-                jobs.append(more)  # type: ignore[arg-type]
-                size += len(more.texts)  # type: ignore[attr-defined]
+                jobs.append(more)
+                size += len(more.texts)
             self._execute(jobs)
             if stop:
                 return
@@ -191,18 +198,25 @@ class Batcher:
                 loaded = group[0].loaded
                 predictions = [loaded.apply_thresholds(p) for p in loaded.model.predict(texts, explain=explain)]
             except Exception as error:
-                log_event(logger, logging.ERROR, "model.predict_failed", error_type=type(error).__name__,
-                          texts=len(texts))
+                log_event(
+                    logger, logging.ERROR, "model.predict_failed", error_type=type(error).__name__, texts=len(texts)
+                )
                 for job in group:
                     job.future.set_exception(error)
                 continue
             if callable(self._observe):
                 self._observe(len(texts))
-            log_event(logger, logging.DEBUG, "model.predict_batch", texts=len(texts), requests=len(group),
-                      ms=round((time.perf_counter() - started) * 1000, 2))
+            log_event(
+                logger,
+                logging.DEBUG,
+                "model.predict_batch",
+                texts=len(texts),
+                requests=len(group),
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
             position = 0
             for job in group:
-                answers.append((job, predictions[position:position + len(job.texts)]))
+                answers.append((job, predictions[position : position + len(job.texts)]))
                 position += len(job.texts)
         self._commit([(job, result) for job, result in answers if job.store is not None])
         for job, result in answers:
@@ -214,16 +228,15 @@ class Batcher:
         if not pending:
             return
         try:
-            rows = [job.store(result) for job, result in pending]  # type: ignore[misc]
+            rows = [job.store(result) for job, result in pending if job.store is not None]
             assert self.queue_store is not None
             outcomes = self.queue_store.submit_each([row for batch in rows for row in batch])
         except Exception as error:
-            log_event(logger, logging.ERROR, "queue.commit_failed", error_type=type(error).__name__,
-                      rows=len(pending))
+            log_event(logger, logging.ERROR, "queue.commit_failed", error_type=type(error).__name__, rows=len(pending))
             for job, _ in pending:
                 job.future.set_exception(error)
             return
         position = 0
         for (job, result), batch in zip(pending, rows, strict=True):
-            job.future.set_result((result, outcomes[position:position + len(batch)]))
+            job.future.set_result((result, outcomes[position : position + len(batch)]))
             position += len(batch)

@@ -1,19 +1,21 @@
 """Request and response models: the API's public contract (the web console builds on these).
 
-Descriptions are Chinese then English. Add fields rather than renaming or removing them.
+Naming: request bodies end in `In`, responses in `Out`. Descriptions are Chinese then English. Add
+fields rather than renaming or removing them. Status, channel, role and action are the store's
+enums (store/vocabulary.py), so the OpenAPI schema lists their values.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from store import Action, Channel, Role, Status
+
 MAX_TEXT_CHARS = 20_000
-Channel = Literal["letter", "visit", "web", "phone"]
-Status = Literal["queued", "claimed", "routed", "closed"]
 
 EXAMPLE_TEXT = (
     "我于2022年在某楼盘购买商品房，合同约定2023年6月交房，至今仍未交付，开发商拒不答复，请求督促开发商尽快交房。"
@@ -39,42 +41,64 @@ class TextIn(BaseModel):
         return _not_blank(value)
 
 
-class ClassifyRequest(TextIn):
+class ClassifyIn(TextIn):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": EXAMPLE_TEXT}]})
 
 
-class SubmitRequest(TextIn):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": EXAMPLE_TEXT, "channel": "web", "received_at": "2026-03-02T09:30:00+08:00",
-         "external_id": "XF-2026-000123"}]})
+class SubmitIn(TextIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": EXAMPLE_TEXT,
+                    "channel": "web",
+                    "received_at": "2026-03-02T09:30:00+08:00",
+                    "external_id": "XF-2026-000123",
+                }
+            ]
+        }
+    )
 
     channel: Channel = Field(description="来源渠道：来信、来访、网上、电话 / intake channel")
     received_at: datetime | None = Field(
-        None, description="收件时间，缺省为当前时间；无时区时按北京时间 / when the office received it "
-                          "(default now; a time without offset is read as China Standard Time, UTC+8)")
+        None,
+        description="收件时间，缺省为当前时间；无时区时按北京时间 / when the office received it "
+        "(default now; a time without offset is read as China Standard Time, UTC+8)",
+    )
     external_id: str | None = Field(
-        None, min_length=1, max_length=200,
-        description="来源系统编号，重复提交返回原件 / id in the sending system; a repeat returns the original")
+        None,
+        min_length=1,
+        max_length=200,
+        description="来源系统编号，重复提交返回原件 / id in the sending system; a repeat returns the original",
+    )
 
 
-class BatchRequest(BaseModel):
-    items: list[Any] = Field(description="待提交的信访件，每件单独校验（最多 1,000 件）/ petitions, each "
-                                         "validated on its own (at most 1,000)")
+class BatchIn(BaseModel):
+    items: list[Any] = Field(
+        description="待提交的信访件，每件单独校验（最多 1,000 件）/ petitions, each "
+        "validated on its own (at most 1,000)"
+    )
 
 
-class RouteRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"department": "housing", "domain": "real_estate", "note": "确认住建部门办理"}]})
+class RouteIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"department": "housing", "domain": "real_estate", "note": "确认住建部门办理"}]}
+    )
 
     department: str = Field(description="责任部门编号 / responsible department id", examples=["housing"])
-    domain: str | None = Field(None, description="领域编号（更正时填写）/ domain id, when correcting it",
-                               examples=["real_estate"])
+    domain: str | None = Field(
+        None, description="领域编号（更正时填写）/ domain id, when correcting it", examples=["real_estate"]
+    )
     note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
 
 
-class CloseRequest(BaseModel):
-    resolution: str = Field(min_length=1, max_length=5_000, description="办理结果 / how it was resolved",
-                            examples=["已转住建局督办，开发商承诺月底交房。"])
+class CloseIn(BaseModel):
+    resolution: str = Field(
+        min_length=1,
+        max_length=5_000,
+        description="办理结果 / how it was resolved",
+        examples=["已转住建局督办，开发商承诺月底交房。"],
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -82,18 +106,26 @@ class CloseRequest(BaseModel):
         return _not_blank(value)
 
 
-class ClaimRequest(BaseModel):
+class ClaimIn(BaseModel):
     lease_seconds: int | None = Field(
-        None, ge=1, le=86_400, description="租约秒数，到期未办结则退回队列 / lease; the item returns to the queue "
-                                           "when it expires (default from configuration)")
-    worker: str | None = Field(None, min_length=1, max_length=100,
-                               description="领取人标识（默认密钥名）/ worker label (default: the key's name)")
+        None,
+        ge=1,
+        le=86_400,
+        description="租约秒数，到期未办结则退回队列 / lease; the item returns to the queue "
+        "when it expires (default from configuration)",
+    )
+    worker: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="领取人标识（默认密钥名）/ worker label (default: the key's name)",
+    )
 
 
 # -- responses ------------------------------------------------------------------------------------
 
 
-class LabelScore(BaseModel):
+class LabelScoreOut(BaseModel):
     label: str = Field(description="标签编号 / label id")
     name: str = Field(description="中文名称 / Chinese name")
     confidence: float = Field(description="概率 / calibrated probability")
@@ -105,10 +137,10 @@ class HeadOut(BaseModel):
     confidence: float = Field(description="置信度 / calibrated probability", examples=[0.93])
     needs_review: bool = Field(description="低于阈值需人工复核 / below the head's threshold")
     threshold: float | None = Field(None, description="自动分流阈值 / auto-routing threshold")
-    ranking: list[LabelScore] = Field(description="前三名 / top 3 labels")
+    ranking: list[LabelScoreOut] = Field(description="前三名 / top 3 labels")
 
 
-class Term(BaseModel):
+class TermOut(BaseModel):
     term: str = Field(description="关键词（脱敏文本的子串）/ term, a substring of masked_text")
     weight: float = Field(description="对预测领域的贡献 / contribution toward the predicted domain")
 
@@ -116,53 +148,58 @@ class Term(BaseModel):
 class PredictionOut(BaseModel):
     model_version: str = Field(description="模型版本 / model version")
     domain: HeadOut
-    department: HeadOut | None = Field(description="责任部门（模型无部门头时为空）/ department head (null when "
-                                                   "the model has none)")
+    department: HeadOut | None = Field(
+        description="责任部门（模型无部门头时为空）/ department head (null when the model has none)"
+    )
     needs_review: bool = Field(description="是否需人工分流 / goes to manual triage")
-    explanation: list[Term] = Field(description="影响判断的关键词 / terms that drove the domain prediction")
+    explanation: list[TermOut] = Field(description="影响判断的关键词 / terms that drove the domain prediction")
 
 
-class ClassifyResponse(PredictionOut):
+class ClassifyOut(PredictionOut):
     suggested_queue: str = Field(description="建议队列 / queue it would be routed to", examples=["housing"])
-    masked_text: str = Field(description="规范化并脱敏的文本，用于高亮关键词 / normalised, masked text for "
-                                         "highlighting the explanation terms")
+    masked_text: str = Field(
+        description="规范化并脱敏的文本，用于高亮关键词 / normalised, masked text for "
+        "highlighting the explanation terms"
+    )
 
 
-class SubmitResponse(BaseModel):
+class SubmitOut(BaseModel):
     id: int = Field(description="信访件编号 / petition id")
     created: bool = Field(description="false 表示重复提交，返回原件 / false: a repeat, the original is returned")
     external_id: str | None
     status: Status
     queue: str = Field(description="所在队列 / current queue")
     received_at: datetime
-    due_at: datetime = Field(description="转交责任部门的期限（收件后 15 日）/ deadline to hand it to the "
-                                         "responsible department (received + 15 days)")
+    due_at: datetime = Field(
+        description="转交责任部门的期限（收件后 15 日）/ deadline to hand it to the "
+        "responsible department (received + 15 days)"
+    )
     overdue: bool
     suggestion: PredictionOut = Field(description="模型建议 / the model's suggested route")
 
 
-class BatchItemResult(BaseModel):
+class BatchItemOut(BaseModel):
     index: int = Field(description="在请求中的位置 / position in the request")
     ok: bool
-    petition: SubmitResponse | None = None
+    petition: SubmitOut | None = None
     error: dict[str, Any] | None = Field(None, description="失败原因（同错误格式）/ why it failed (error shape)")
 
 
-class BatchResponse(BaseModel):
+class BatchOut(BaseModel):
     received: int
     created: int
     duplicates: int
     failed: int
-    items: list[BatchItemResult]
+    items: list[BatchItemOut]
 
 
 class HistoryOut(BaseModel):
     at: datetime
     actor: str = Field(description="操作人（密钥名）/ who (API key name)")
-    role: str
-    action: str = Field(description="submitted | claimed | routed | corrected | closed")
-    from_status: str | None
-    to_status: str | None
+    role: Role
+    action: Action = Field(description="submitted | claimed | routed | corrected | closed")
+    from_status: Status | None
+    to_status: Status | None
     from_queue: str | None
     to_queue: str | None
     note: str | None
@@ -181,7 +218,8 @@ class RouteOut(BaseModel):
     routed_at: datetime | None = Field(description="人工确认时间 / when a clerk confirmed the route")
     routed_by: str | None
     handed_over_at: datetime | None = Field(
-        description="转交责任部门时间（确认分流或部门领取）/ when it reached the responsible department")
+        description="转交责任部门时间（确认分流或部门领取）/ when it reached the responsible department"
+    )
 
 
 class PetitionOut(BaseModel):
@@ -190,8 +228,9 @@ class PetitionOut(BaseModel):
     channel: Channel
     received_at: datetime
     due_at: datetime
-    overdue: bool = Field(description="超过期限仍未转交责任部门 / past due and not yet handed to the "
-                                      "responsible department")
+    overdue: bool = Field(
+        description="超过期限仍未转交责任部门 / past due and not yet handed to the responsible department"
+    )
     status: Status
     queue: str
     queue_name: str = Field(description="队列中文名 / queue name in Chinese")
@@ -210,7 +249,7 @@ class PetitionOut(BaseModel):
     history: list[HistoryOut]
 
 
-class PetitionSummary(BaseModel):
+class PetitionSummaryOut(BaseModel):
     id: int
     external_id: str | None
     channel: Channel
@@ -228,16 +267,16 @@ class PetitionSummary(BaseModel):
     lease: LeaseOut | None
 
 
-class QueuePage(BaseModel):
+class QueuePageOut(BaseModel):
     queue: str
     name: str
     total: int
     limit: int
     offset: int
-    items: list[PetitionSummary]
+    items: list[PetitionSummaryOut]
 
 
-class QueueCounts(BaseModel):
+class QueueCountsOut(BaseModel):
     queue: str
     name: str
     queued: int = Field(description="待领取（未确认分流）/ waiting, route not yet confirmed")
@@ -247,54 +286,55 @@ class QueueCounts(BaseModel):
     open: int = Field(description="未办结合计 / all open")
 
 
-class QueuesResponse(BaseModel):
-    queues: list[QueueCounts]
+class QueuesOut(BaseModel):
+    queues: list[QueueCountsOut]
 
 
-class LabelName(BaseModel):
+class LabelNameOut(BaseModel):
     label: str
     name: str
 
 
-class HeadInfo(BaseModel):
-    labels: list[LabelName]
+class HeadInfoOut(BaseModel):
+    labels: list[LabelNameOut]
     threshold: float
 
 
-class ModelInfo(BaseModel):
+class ModelOut(BaseModel):
     version: str
     created_at: str
     loaded_at: datetime
-    heads: dict[str, HeadInfo] = Field(description="各预测头的标签与阈值 / labels and threshold per head")
+    heads: dict[str, HeadInfoOut] = Field(description="各预测头的标签与阈值 / labels and threshold per head")
     thresholds: dict[str, float]
     metrics: dict[str, Any] = Field(description="留出集与交叉验证指标 / held-out and out-of-fold metrics")
     training_data: dict[str, Any]
     library_versions: dict[str, str]
 
 
-class ReloadResponse(BaseModel):
+class ReloadOut(BaseModel):
     previous_version: str
     version: str
     changed: bool
 
 
-class HealthResponse(BaseModel):
+class HealthOut(BaseModel):
     status: str = Field(examples=["ok"])
 
 
-class ReadyResponse(BaseModel):
+class ReadyOut(BaseModel):
     status: str = Field(examples=["ready"])
     model_version: str | None
     database: bool
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfoOut(BaseModel):
     code: str = Field(description="稳定的英文错误编号 / stable error id", examples=["empty_text"])
     message: str = Field(description="中文说明 / message in Chinese", examples=["信访内容不能为空"])
-    message_en: str = Field(description="英文说明 / message in English",
-                            examples=["text must not be empty or whitespace only"])
+    message_en: str = Field(
+        description="英文说明 / message in English", examples=["text must not be empty or whitespace only"]
+    )
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
-    error: ErrorInfo
+class ErrorOut(BaseModel):
+    error: ErrorInfoOut

@@ -1,46 +1,57 @@
-"""Service configuration: environment variables (prefix TRIAGE_) and an optional `.env` file.
+"""Configuration: environment variables (prefix TRIAGE_) and an optional `.env` file.
 
-Extends the CLI's PathSettings so the service and `triage` always agree on where the model
+One `Settings` for the service and the `triage` command line, so both agree on where the model
 registry and the database live. Production sets TRIAGE_API_KEYS; without it the service runs
 with three well-known development keys and says so loudly at startup.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.settings import PathSettings
+from store import Role
 
-Role = Literal["clerk", "department", "admin"]
+# Defaults for a checkout (what `make run` uses): models/ and var/ beside the code. An installed
+# service sets TRIAGE_REGISTRY and TRIAGE_DATABASE_URL.
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class ApiKeyConfig(BaseModel):
     """What one API key may do. The key itself is the mapping key in `api_keys`, never stored here."""
 
-    role: Role
+    role: Role = Field(description="clerk | department | admin")
     name: str = Field(min_length=1, description="logged instead of the key / 日志中代替密钥的名称")
     department: str | None = None
 
     @model_validator(mode="after")
     def _department_matches_role(self) -> ApiKeyConfig:
-        if self.role == "department" and not self.department:
+        if self.role == Role.SYSTEM:
+            raise ValueError("an API key cannot have the system role")
+        if self.role == Role.DEPARTMENT and not self.department:
             raise ValueError("a department key needs a department id")
-        if self.role != "department" and self.department:
+        if self.role != Role.DEPARTMENT and self.department:
             raise ValueError("only department keys carry a department")
         return self
 
 
 DEV_API_KEYS: dict[str, ApiKeyConfig] = {
-    "dev-clerk": ApiKeyConfig(role="clerk", name="dev-clerk"),
-    "dev-admin": ApiKeyConfig(role="admin", name="dev-admin"),
-    "dev-dept-housing": ApiKeyConfig(role="department", name="dev-dept-housing", department="housing"),
+    "dev-clerk": ApiKeyConfig(role=Role.CLERK, name="dev-clerk"),
+    "dev-admin": ApiKeyConfig(role=Role.ADMIN, name="dev-admin"),
+    "dev-dept-housing": ApiKeyConfig(role=Role.DEPARTMENT, name="dev-dept-housing", department="housing"),
 }
 
 
-class Settings(PathSettings):
-    """Everything the service reads from its environment. Defaults make `make run` work on 127.0.0.1."""
+class Settings(BaseSettings):
+    """Everything the service and the CLI read from the environment. Defaults make `make run` work."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+    registry: Path = CHECKOUT / "models"
+    database_url: str = f"sqlite:///{CHECKOUT / 'var' / 'triage.db'}"
 
     # TRIAGE_API_KEYS='{"<secret>": {"role": "clerk", "name": "intake-1"}, ...}'
     api_keys: dict[str, ApiKeyConfig] | None = None

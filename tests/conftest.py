@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from model.registry import Registry
 from training.dataset import load_corpus
-from training.registry import Registry
 from training.train import TrainResult, train_and_register
 
 # Fewer folds than the default keeps the session fast; the pipeline is otherwise the shipped one.

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from model.registry import Registry
 from service.app import create_app
 from service.logging import JsonFormatter
 from service.settings import ApiKeyConfig, Settings
-from training.registry import Registry
 
 KEYS = {
     "k-clerk": ApiKeyConfig(role="clerk", name="clerk-1"),
@@ -41,8 +41,11 @@ FINANCE_TEXT = "某投资理财平台以高息为诱饵非法集资，现已暴�
 
 
 def settings_for(tmp_path: Path, registry_root: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"registry": registry_root, "database_url": f"sqlite:///{tmp_path / 'api.db'}",
-                              "api_keys": KEYS}
+    values: dict[str, Any] = {
+        "registry": registry_root,
+        "database_url": f"sqlite:///{tmp_path / 'api.db'}",
+        "api_keys": KEYS,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -91,19 +94,23 @@ def test_missing_or_wrong_key_is_401_and_bearer_works(client: TestClient) -> Non
     assert client.get("/v1/queues", headers={"Authorization": "Bearer k-clerk"}).status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path", "headers", "body"), [
-    ("post", "/v1/classify", HOUSING, {"text": "x"}),
-    ("post", "/v1/petitions", HOUSING, {"text": "x", "channel": "web"}),
-    ("post", "/v1/petitions/batch", FINANCE, {"items": [{"text": "x", "channel": "web"}]}),
-    ("post", "/v1/petitions/1/route", HOUSING, {"department": "housing"}),
-    ("post", "/v1/model/reload", CLERK, None),
-    ("post", "/v1/model/reload", HOUSING, None),
-    ("post", "/v1/queues/housing/claim", CLERK, None),
-    ("post", "/v1/queues/housing/claim", FINANCE, None),
-    ("get", "/v1/queues/housing", FINANCE, None),
-])
-def test_roles_that_may_not_get_403(client: TestClient, method: str, path: str, headers: dict[str, str],
-                                    body: Any) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"),
+    [
+        ("post", "/v1/classify", HOUSING, {"text": "x"}),
+        ("post", "/v1/petitions", HOUSING, {"text": "x", "channel": "web"}),
+        ("post", "/v1/petitions/batch", FINANCE, {"items": [{"text": "x", "channel": "web"}]}),
+        ("post", "/v1/petitions/1/route", HOUSING, {"department": "housing"}),
+        ("post", "/v1/model/reload", CLERK, None),
+        ("post", "/v1/model/reload", HOUSING, None),
+        ("post", "/v1/queues/housing/claim", CLERK, None),
+        ("post", "/v1/queues/housing/claim", FINANCE, None),
+        ("get", "/v1/queues/housing", FINANCE, None),
+    ],
+)
+def test_roles_that_may_not_get_403(
+    client: TestClient, method: str, path: str, headers: dict[str, str], body: Any
+) -> None:
     assert_error(client.request(method.upper(), path, json=body, headers=headers), 403, "forbidden")
 
 
@@ -136,15 +143,18 @@ def test_classify_returns_route_explanation_and_stores_nothing(client: TestClien
     assert sum(queue["open"] for queue in counts) == 0
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"text": ""}, 422, "empty_text"),
-    ({"text": " \n\t\u3000 "}, 422, "empty_text"),
-    ({"text": "长" * 20_001}, 422, "text_too_long"),
-    ({"text": 123}, 422, "validation_error"),
-    ({"text": ["a"]}, 422, "validation_error"),
-    ({}, 422, "missing"),
-    ([], 422, "validation_error"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": ""}, 422, "empty_text"),
+        ({"text": " \n\t\u3000 "}, 422, "empty_text"),
+        ({"text": "长" * 20_001}, 422, "text_too_long"),
+        ({"text": 123}, 422, "validation_error"),
+        ({"text": ["a"]}, 422, "validation_error"),
+        ({}, 422, "missing"),
+        ([], 422, "validation_error"),
+    ],
+)
 def test_classify_rejects_bad_input(client: TestClient, body: Any, status: int, code: str) -> None:
     assert_error(client.post("/v1/classify", json=body, headers=CLERK), status, code)
 
@@ -218,23 +228,26 @@ def test_repeats_return_the_original_never_a_copy(client: TestClient) -> None:
     assert keyed.status_code == 201 and keyed_again.status_code == 200
     assert keyed_again.json()["id"] == keyed.json()["id"]
     assert_error(submit(client, "内容不同", external_id="XF-7"), 409, "idempotency_conflict")
-    assert_error(submit(client, "内容不同", headers={**CLERK, "Idempotency-Key": "req-1"}), 409,
-                 "idempotency_conflict")
+    assert_error(submit(client, "内容不同", headers={**CLERK, "Idempotency-Key": "req-1"}), 409, "idempotency_conflict")
     counts = client.get("/v1/queues", headers=CLERK).json()["queues"]
     assert sum(queue["open"] for queue in counts) == 2
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"channel": "fax"}, "validation_error"),
-    ({"channel": None}, "validation_error"),
-    ({"received_at": "yesterday"}, "validation_error"),
-    ({"external_id": ""}, "validation_error"),
-    ({"external_id": "x" * 201}, "validation_error"),
-    ({"text": "   "}, "empty_text"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"channel": "fax"}, "validation_error"),
+        ({"channel": None}, "validation_error"),
+        ({"received_at": "yesterday"}, "validation_error"),
+        ({"external_id": ""}, "validation_error"),
+        ({"external_id": "x" * 201}, "validation_error"),
+        ({"text": "   "}, "empty_text"),
+    ],
+)
 def test_submit_rejects_bad_fields(client: TestClient, fields: dict[str, Any], code: str) -> None:
-    assert_error(client.post("/v1/petitions", json={"text": HOUSING_TEXT, "channel": "web", **fields},
-                             headers=CLERK), 422, code)
+    assert_error(
+        client.post("/v1/petitions", json={"text": HOUSING_TEXT, "channel": "web", **fields}, headers=CLERK), 422, code
+    )
     assert_error(client.post("/v1/petitions", json={"text": HOUSING_TEXT}, headers=CLERK), 422, "missing")
 
 
@@ -243,10 +256,14 @@ def test_unknown_or_malformed_petition_ids(client: TestClient) -> None:
     assert_error(client.get("/v1/petitions/abc", headers=CLERK), 422, "validation_error")
     assert_error(client.get("/v1/petitions/0", headers=CLERK), 422, "validation_error")
     assert_error(client.get(f"/v1/petitions/{2**70}", headers=CLERK), 422, "validation_error")
-    assert_error(client.post("/v1/petitions/424242/route", json={"department": "housing"}, headers=CLERK), 404,
-                 "petition_not_found")
-    assert_error(client.post("/v1/petitions/424242/close", json={"resolution": "x"}, headers=CLERK), 404,
-                 "petition_not_found")
+    assert_error(
+        client.post("/v1/petitions/424242/route", json={"department": "housing"}, headers=CLERK),
+        404,
+        "petition_not_found",
+    )
+    assert_error(
+        client.post("/v1/petitions/424242/close", json={"resolution": "x"}, headers=CLERK), 404, "petition_not_found"
+    )
 
 
 def test_uncertain_petitions_go_to_manual_triage(tmp_path: Path, registry_root: Path) -> None:
@@ -299,8 +316,7 @@ def test_batch_limits(client: TestClient) -> None:
 
 
 def route_to(client: TestClient, petition_id: int, department: str, **fields: Any) -> Any:
-    return client.post(f"/v1/petitions/{petition_id}/route", json={"department": department, **fields},
-                       headers=CLERK)
+    return client.post(f"/v1/petitions/{petition_id}/route", json={"department": department, **fields}, headers=CLERK)
 
 
 def test_queue_listing_counts_and_pagination(client: TestClient) -> None:
@@ -342,8 +358,9 @@ def test_department_claims_its_queue_and_sees_text_once_handed_over(client: Test
     assert body["lease"]["owner"] == "housing-1" and body["text"] == HOUSING_TEXT
     assert client.post("/v1/queues/housing/claim", headers=HOUSING).status_code == 204
     assert_error(client.post("/v1/queues/nowhere/claim", headers=ADMIN), 404, "unknown_queue")
-    assert_error(client.post("/v1/queues/housing/claim", json={"lease_seconds": 0}, headers=HOUSING), 422,
-                 "validation_error")
+    assert_error(
+        client.post("/v1/queues/housing/claim", json={"lease_seconds": 0}, headers=HOUSING), 422, "validation_error"
+    )
 
 
 def test_department_sees_only_masked_text_before_hand_over(client: TestClient) -> None:
@@ -383,21 +400,24 @@ def test_route_correction_is_recorded_as_feedback(client: TestClient) -> None:
     assert routed["route"]["department"] == target and routed["route"]["routed_by"] == "clerk-1"
     assert routed["history"][-1]["action"] == "corrected" and routed["history"][-1]["note"] == "产权登记问题"
     [feedback] = client.app.state.store.feedback()  # type: ignore[attr-defined]
-    assert feedback["corrected_department"] == target and feedback["predicted_department"] == predicted
-    assert feedback["model_version"] == body["suggestion"]["model_version"]
-    assert "13812345678" not in feedback["masked_text"]
+    assert feedback.corrected_department == target and feedback.predicted_department == predicted
+    assert feedback.model_version == body["suggestion"]["model_version"]
+    assert "13812345678" not in feedback.masked_text
     confirm = route_to(client, submit(client, FINANCE_TEXT).json()["id"], "finance_regulation", domain="finance")
     assert confirm.status_code == 200
     assert len(client.app.state.store.feedback()) == 1 + (confirm.json()["history"][-1]["action"] == "corrected")  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"department": "mars_office"}, "unknown_department"),
-    ({"department": "manual_triage"}, "unknown_department"),
-    ({"department": "housing", "domain": "astrology"}, "unknown_domain"),
-    ({"department": 5}, "validation_error"),
-    ({}, "missing"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"department": "mars_office"}, "unknown_department"),
+        ({"department": "manual_triage"}, "unknown_department"),
+        ({"department": "housing", "domain": "astrology"}, "unknown_domain"),
+        ({"department": 5}, "validation_error"),
+        ({}, "missing"),
+    ],
+)
 def test_route_rejects_unknown_labels(client: TestClient, fields: dict[str, Any], code: str) -> None:
     petition_id = submit(client).json()["id"]
     assert_error(client.post(f"/v1/petitions/{petition_id}/route", json=fields, headers=CLERK), 422, code)
@@ -406,15 +426,20 @@ def test_route_rejects_unknown_labels(client: TestClient, fields: dict[str, Any]
 def test_close_by_department_and_closed_is_final(client: TestClient) -> None:
     petition_id = submit(client).json()["id"]
     route_to(client, petition_id, "housing")
-    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "x"}, headers=FINANCE),
-                 403, "forbidden")
-    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "  "}, headers=HOUSING),
-                 422, "empty_text")
+    assert_error(
+        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "x"}, headers=FINANCE), 403, "forbidden"
+    )
+    assert_error(
+        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "  "}, headers=HOUSING), 422, "empty_text"
+    )
     closed = client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "已督促交房"}, headers=HOUSING)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     assert closed.json()["resolution"] == "已督促交房" and closed.json()["overdue"] is False
-    assert_error(client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "again"}, headers=CLERK),
-                 409, "petition_closed")
+    assert_error(
+        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "again"}, headers=CLERK),
+        409,
+        "petition_closed",
+    )
     assert_error(route_to(client, petition_id, "housing"), 409, "petition_closed")
 
 
@@ -511,10 +536,32 @@ def test_logs_are_json_lines_without_text_or_keys(client: TestClient) -> None:
     lines = stream.getvalue().strip().splitlines()
     records = [json.loads(line) for line in lines]
     events = {record["event"] for record in records}
-    assert {"petition.submitted", "petition.classified", "petition.batch_submitted", "petition.routed",
-            "http.request"} <= events
+    assert {
+        "petition.submitted",
+        "petition.classified",
+        "petition.batch_submitted",
+        "petition.routed",
+        "http.request",
+    } <= events
     submitted = next(record for record in records if record["event"] == "petition.submitted")
     assert submitted["petition_id"] == petition_id and "domain_confidence" in submitted and "ms" in submitted
     everything = stream.getvalue()
     for secret in ("13812345678", "13900001111", "开发商", "非法集资", "k-clerk", "guess-me"):
         assert secret not in everything
+
+
+def test_console_vocabulary_and_permissions_come_from_the_server(client: TestClient) -> None:
+    """The console keeps no copies: labels and the permission map are served from the enums and auth."""
+    from service.auth import PERMISSIONS
+    from store import Action, Channel, Role, Status
+
+    meta = client.get("/console/taxonomy.json", headers=CLERK).json()
+    assert meta["statuses"] == {status.value: status.label for status in Status}
+    assert meta["channels"] == {channel.value: channel.label for channel in Channel}
+    assert meta["actions"] == {action.value: action.label for action in Action}
+    assert meta["roles"]["clerk"] == "登记员" and meta["manual_triage"] == {"id": "manual_triage", "name": "人工分流"}
+    assert set(meta["permissions"]) == {"clerk", "department", "admin"}
+    assert meta["permissions"]["department"] == sorted(PERMISSIONS[Role.DEPARTMENT])
+    script = (Path(__file__).resolve().parents[1] / "service" / "static" / "console.js").read_text(encoding="utf-8")
+    for copied in ("待确认", "已办结", "来信", "来访", 'clerk: "', '=== "clerk"', '=== "admin"', '"manual_triage"'):
+        assert copied not in script, copied

@@ -15,9 +15,10 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from typer.testing import CliRunner
 
-from training.classify import OUTPUT_FIELDS, progress_path
-from training.cli import app
+from batch.classify import progress_path
+from batch.writers import OUTPUT_FIELDS
 from training.dataset import load_corpus
+from triage.cli import app
 
 runner = CliRunner()
 
@@ -164,7 +165,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
     command = [
         sys.executable,
         "-m",
-        "training.cli",
+        "triage.cli",
         "classify",
         str(source),
         "--registry",
@@ -198,7 +199,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
 def test_enqueue_feeds_the_routing_queue_once_per_id(
     registry_root: Path, backlog: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.db import QueueStore
+    from store import QueueStore
 
     database = f"sqlite:///{tmp_path / 'queue.db'}"
     monkeypatch.setenv("TRIAGE_DATABASE_URL", database)

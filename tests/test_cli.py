@@ -10,9 +10,9 @@ import pytest
 from openpyxl import Workbook
 from typer.testing import CliRunner
 
-from training.cli import app
+from model.registry import Registry
 from training.dataset import load_corpus
-from training.registry import Registry
+from triage.cli import app
 
 runner = CliRunner()
 

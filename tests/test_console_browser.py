@@ -22,8 +22,16 @@ from tests.support import free_port, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CLERK_KEY = "console-test-clerk"
 HOUSING_KEY = "console-test-housing"
 API_KEYS = {
@@ -31,8 +39,10 @@ API_KEYS = {
     HOUSING_KEY: {"role": "department", "name": "housing-li", "department": "housing"},
     "console-test-admin": {"role": "admin", "name": "admin-zhao"},
 }
-HOUSING_TEXT = ("我于2022年在某楼盘购买商品房，合同约定2023年6月交房，开发商逾期至今仍未交付，多次找开发商均拒不答复。"
-                "本人电话13812345678，请求住建部门督促开发商尽快交房。")
+HOUSING_TEXT = (
+    "我于2022年在某楼盘购买商品房，合同约定2023年6月交房，开发商逾期至今仍未交付，多次找开发商均拒不答复。"
+    "本人电话13812345678，请求住建部门督促开发商尽快交房。"
+)
 CORRECTION_TEXT = "小区门口的路灯坏了三个月，晚上出行很不安全，多次反映没人修，请求尽快维修。"
 
 pytestmark = [
@@ -45,13 +55,31 @@ pytestmark = [
 def base_url(registry_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("console")
     port = free_port()
-    env = {**os.environ, "TRIAGE_REGISTRY": str(registry_root),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'console.db'}",
-           "TRIAGE_API_KEYS": json.dumps(API_KEYS), "TRIAGE_SQLITE_SYNCHRONOUS": "NORMAL"}
+    env = {
+        **os.environ,
+        "TRIAGE_REGISTRY": str(registry_root),
+        "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'console.db'}",
+        "TRIAGE_API_KEYS": json.dumps(API_KEYS),
+        "TRIAGE_SQLITE_SYNCHRONOUS": "NORMAL",
+    }
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process, timeout=60)
@@ -69,8 +97,9 @@ def base_url(registry_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-                                              timeout=30_000)
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=30_000
+        )
         try:
             yield launched
         finally:
@@ -80,7 +109,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
     context = browser.new_context(
-        base_url=base_url, viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai")
+        base_url=base_url, viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
     context.set_default_timeout(10_000)
     tab = context.new_page()
     errors: list[str] = []
@@ -142,8 +172,7 @@ def test_sign_in_classify_accept_and_board_updates(page: Page, base_url: str, ap
     classify(page, HOUSING_TEXT)
     expect(page.get_by_test_id("domain-name")).to_have_text("房地产")
     expect(page.get_by_test_id("departments").locator("li")).to_have_count(3)
-    expect(page.get_by_test_id("departments").locator("li").first).to_contain_text(
-        "住房和城乡建设局")
+    expect(page.get_by_test_id("departments").locator("li").first).to_contain_text("住房和城乡建设局")
     expect(page.get_by_test_id("review-state")).not_to_be_empty()
     highlighted = page.get_by_test_id("highlighted")
     assert highlighted.locator("mark").count() >= 1
@@ -163,7 +192,9 @@ def test_sign_in_classify_accept_and_board_updates(page: Page, base_url: str, ap
     page.wait_for_function(
         "n => { const row = document.querySelector('#queues-table tr[data-queue=\"housing\"]');"
         " return row && [...row.querySelectorAll('td')].slice(0, 3).reduce((s, td) => s + Number(td.textContent), 0)"
-        " === n; }", arg=before + 1)
+        " === n; }",
+        arg=before + 1,
+    )
     assert board_count(page, "housing") == before + 1
     shot(page, "03-accepted")
 
@@ -245,8 +276,10 @@ def test_errors_are_clear_and_keep_what_was_typed(page: Page, api: httpx.Client)
     # for the key again and, once signed in, the petition is still there to submit.
     unauthorized = api.post("/v1/petitions", headers={"X-API-Key": "revoked"}, json={"text": "x", "channel": "web"})
     assert unauthorized.status_code == 401
-    page.route("**/v1/petitions", lambda route: route.fulfill(
-        status=401, content_type="application/json", body=unauthorized.text))
+    page.route(
+        "**/v1/petitions",
+        lambda route: route.fulfill(status=401, content_type="application/json", body=unauthorized.text),
+    )
     page.get_by_role("button", name="接受建议").click()
     expect(page.locator("#sign-in-message")).to_contain_text("API 密钥无效或已失效，请重新登录")
     expect(page.locator("#main")).to_be_hidden()
@@ -268,8 +301,10 @@ def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) 
     other = api.post("/v1/petitions", json={"text": CORRECTION_TEXT + "（转交）", "channel": "phone"}).json()
     api.post(f"/v1/petitions/{other['id']}/route", json={"department": "urban_management"}).raise_for_status()
     received = (datetime.now(UTC) - timedelta(days=20)).isoformat()
-    overdue = api.post("/v1/petitions", json={"text": "开发商拖欠维修基金不退，物业也不管。", "channel": "letter",
-                                              "received_at": received}).json()
+    overdue = api.post(
+        "/v1/petitions",
+        json={"text": "开发商拖欠维修基金不退，物业也不管。", "channel": "letter", "received_at": received},
+    ).json()
 
     sign_in(page, HOUSING_KEY)
     expect(page.get_by_test_id("user-role")).to_have_text("角色：责任部门")
@@ -290,16 +325,21 @@ def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) 
     queues.first.get_by_role("button").click()
     expect(page.locator("#queue-title")).to_contain_text("住房和城乡建设局")
     if overdue["queue"] == "housing":
-        expect(page.locator(f'#items-table tr[data-id="{overdue["id"]}"]')).to_contain_text(
-            "已超期")
+        expect(page.locator(f'#items-table tr[data-id="{overdue["id"]}"]')).to_contain_text("已超期")
     expect(page.locator("#claim-button")).to_be_visible()
     shot(page, "12-department-queue")
 
 
 def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.Client) -> None:
     received = (datetime.now(UTC) - timedelta(days=18)).isoformat()
-    late = api.post("/v1/petitions", json={"text": "健身房突然关门老板失联，预付的年卡费用无法退还，请求帮助退款。",
-                                           "channel": "visit", "received_at": received}).json()
+    late = api.post(
+        "/v1/petitions",
+        json={
+            "text": "健身房突然关门老板失联，预付的年卡费用无法退还，请求帮助退款。",
+            "channel": "visit",
+            "received_at": received,
+        },
+    ).json()
     sign_in(page, CLERK_KEY)
     row = page.locator(f'#queues-table tr[data-queue="{late["queue"]}"]')
     assert int(row.locator('td[data-col="overdue"]').inner_text()) >= 1
@@ -308,8 +348,7 @@ def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.
     expect(item).to_have_class("overdue")
     expect(item).to_contain_text("已超期 3 天")
     # Oldest due first: the overdue petition heads the list.
-    expect(page.locator("#items-table tbody tr").first).to_have_attribute(
-        "data-id", str(late["id"]))
+    expect(page.locator("#items-table tbody tr").first).to_have_attribute("data-id", str(late["id"]))
 
     page.set_viewport_size({"width": 400, "height": 800})
     page.locator("#back-to-queues").click()

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from model.registry import Registry
 from tests.support import free_port, wait_ready
-from training.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def test_serve_trains_the_default_model_when_the_registry_is_empty(tmp_path: Pat
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "training.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "triage.cli", "serve", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=sink,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from model.classifier import HeadPrediction, Prediction
-from service.db import (
+from store import (
     MANUAL_TRIAGE,
     IdempotencyConflict,
     PetitionClosed,
@@ -21,9 +21,9 @@ from service.db import (
     QueueStore,
     Submission,
     UnknownQueue,
-    make_engine,
 )
-from service.migrations import LATEST, MigrationError, current_version, migrate
+from store.engine import make_engine
+from store.migrations import LATEST, MigrationError, current_version, migrate
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -36,8 +36,15 @@ def prediction(domain: str = "real_estate", department: str | None = "housing", 
 
 
 def submission(text: str = "开发商逾期交房，联系电话13812345678", **overrides: object) -> Submission:
-    values: dict[str, object] = {"text": text, "channel": "letter", "prediction": prediction(),
-                                 "model_version": "v-test", "received_at": T0, "actor": "tester", "role": "clerk"}
+    values: dict[str, object] = {
+        "text": text,
+        "channel": "letter",
+        "prediction": prediction(),
+        "model_version": "v-test",
+        "received_at": T0,
+        "actor": "tester",
+        "role": "clerk",
+    }
     values.update(overrides)
     return Submission(**values)  # type: ignore[arg-type]
 
@@ -54,10 +61,10 @@ def test_submit_stores_masked_text_due_date_and_route(store: QueueStore) -> None
     petition = store.get(done.petition_id, now=T0)
     assert done.created
     assert petition.queue == "housing" and petition.status == "queued"
-    assert petition["due_at"] == T0 + timedelta(days=15)
-    assert "13812345678" in petition["text"]
-    assert "13812345678" not in petition["masked_text"] and "【电话】" in petition["masked_text"]
-    assert [item["action"] for item in petition.history] == ["submitted"]
+    assert petition.due_at == T0 + timedelta(days=15)
+    assert "13812345678" in petition.text
+    assert "13812345678" not in petition.masked_text and "【电话】" in petition.masked_text
+    assert [item.action for item in petition.history] == ["submitted"]
     assert "13812345678" not in str(petition.history)
 
 
@@ -67,7 +74,7 @@ def test_uncertain_or_single_head_predictions_go_to_manual_triage(store: QueueSt
     unknown_department = store.submit(submission("丙", prediction=prediction(department="not_a_department")))
     for done in (unsure, one_head, unknown_department):
         assert store.get(done.petition_id).queue == MANUAL_TRIAGE
-    assert store.get(one_head.petition_id)["needs_review"] is True
+    assert store.get(one_head.petition_id).needs_review is True
 
 
 def test_submit_is_idempotent_on_external_id_and_key(store: QueueStore) -> None:
@@ -79,13 +86,18 @@ def test_submit_is_idempotent_on_external_id_and_key(store: QueueStore) -> None:
     assert keyed_again.petition_id == keyed.petition_id and not keyed_again.created
     with pytest.raises(IdempotencyConflict):
         store.submit(submission("完全不同的内容", external_id="A-1"))
-    assert sum(counts["open"] for counts in store.queue_counts().values()) == 2
+    assert sum(counts.open for counts in store.queue_counts().values()) == 2
 
 
 def test_submit_each_fails_only_the_conflicting_item(store: QueueStore) -> None:
     store.submit(submission("原件", external_id="B-1"))
-    outcomes = store.submit_each([submission("新件", external_id="B-2"), submission("冲突", external_id="B-1"),
-                                  submission("新件", external_id="B-2")])
+    outcomes = store.submit_each(
+        [
+            submission("新件", external_id="B-2"),
+            submission("冲突", external_id="B-1"),
+            submission("新件", external_id="B-2"),
+        ]
+    )
     assert outcomes[0].created  # type: ignore[union-attr]
     assert isinstance(outcomes[1], IdempotencyConflict)
     assert outcomes[2].petition_id == outcomes[0].petition_id and not outcomes[2].created  # type: ignore[union-attr]
@@ -121,7 +133,7 @@ def test_concurrent_claims_hand_out_every_item_exactly_once(tmp_path: Path) -> N
     assert len(every) == len(set(every)), "an item was handed to two workers"
     assert set(every) == expected
     assert sum(1 for ids in claimed if ids) > 1, "claims were not actually concurrent"
-    assert store.queue_counts()["housing"]["claimed"] == 120
+    assert store.queue_counts()["housing"].claimed == 120
     store.dispose()
 
 
@@ -140,25 +152,29 @@ def test_expired_lease_returns_the_item_to_the_queue(store: QueueStore) -> None:
     assert store.claim("housing", "bob", lease_seconds=60, now=T0 + timedelta(seconds=30)) is None
     later = T0 + timedelta(seconds=61)
     assert store.get(done.petition_id, now=later).status == "queued"
-    assert store.queue_counts(later)["housing"]["queued"] == 1
+    assert store.queue_counts(later)["housing"].queued == 1
     second = store.claim("housing", "bob", lease_seconds=60, now=later)
-    assert second is not None and second.id == done.petition_id and second["lease_owner"] == "bob"
-    assert second.history[-1]["details"]["expired_lease_of"] == "alice"
+    assert second is not None and second.id == done.petition_id and second.lease_owner == "bob"
+    assert second.history[-1].details["expired_lease_of"] == "alice"
 
 
 def test_route_confirms_or_corrects_and_records_feedback(store: QueueStore) -> None:
     confirmed = store.submit(submission("确认"))
     corrected = store.submit(submission("更正"))
     petition, correction = store.route(confirmed.petition_id, "housing", actor="clerk", role="clerk")
-    assert not correction and petition.status == "routed" and petition["handed_over_at"] is not None
-    petition, correction = store.route(corrected.petition_id, "natural_resources", domain="other", note="不动产登记",
-                                       actor="clerk", role="clerk")
-    assert correction and petition.queue == "natural_resources" and petition["domain"] == "other"
-    assert petition.history[-1]["action"] == "corrected" and petition.history[-1]["note"] == "不动产登记"
+    assert not correction and petition.status == "routed" and petition.handed_over_at is not None
+    petition, correction = store.route(
+        corrected.petition_id, "natural_resources", domain="other", note="不动产登记", actor="clerk", role="clerk"
+    )
+    assert correction and petition.queue == "natural_resources" and petition.domain == "other"
+    assert petition.history[-1].action == "corrected" and petition.history[-1].note == "不动产登记"
     [item] = store.feedback()
-    assert (item["petition_id"], item["predicted_department"], item["corrected_department"]) == (
-        corrected.petition_id, "housing", "natural_resources")
-    assert item["corrected_domain"] == "other" and item["masked_text"] == "更正"
+    assert (item.petition_id, item.predicted_department, item.corrected_department) == (
+        corrected.petition_id,
+        "housing",
+        "natural_resources",
+    )
+    assert item.corrected_domain == "other" and item.masked_text == "更正"
     with pytest.raises(UnknownQueue):
         store.route(corrected.petition_id, "nowhere", actor="clerk", role="clerk")
     with pytest.raises(PetitionNotFound):
@@ -176,7 +192,7 @@ def test_close_is_final(store: QueueStore) -> None:
     done = store.submit(submission())
     store.claim("housing", "dept", lease_seconds=60)
     closed = store.close(done.petition_id, "已办结", actor="dept", role="department")
-    assert closed.status == "closed" and closed["lease_owner"] is None
+    assert closed.status == "closed" and closed.lease_owner is None
     with pytest.raises(PetitionClosed):
         store.close(done.petition_id, "again", actor="dept", role="department")
     with pytest.raises(PetitionClosed):
@@ -196,7 +212,7 @@ def test_overdue_means_not_handed_to_the_department_by_the_due_date(store: Queue
     assert store.get(manual.petition_id, now=now).overdue is True  # a clerk's claim is not a hand-over
     assert store.get(claimed.petition_id, now=now).overdue is True
     counts = store.queue_counts(now)
-    assert counts["housing"]["overdue"] == 1 and counts[MANUAL_TRIAGE]["overdue"] == 1
+    assert counts["housing"].overdue == 1 and counts[MANUAL_TRIAGE].overdue == 1
 
 
 def test_list_queue_pages_oldest_due_first(store: QueueStore) -> None:
@@ -219,12 +235,16 @@ def test_existing_database_file_is_migrated_and_keeps_its_data(tmp_path: Path) -
     engine = make_engine(url)
     assert migrate(engine, target=1) == [1]  # a database created by the first release
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO petitions (text, masked_text, channel, received_at, due_at, created_at, updated_at, "
-            "created_by, status, queue, model_version, predicted_domain, domain_confidence, needs_review, "
-            "prediction) VALUES ('旧件', '旧件', 'visit', '2026-01-01 00:00:00.000000', '2026-01-16 00:00:00.000000',"
-            " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'old', 'queued', 'housing', 'v0', "
-            "'real_estate', 0.9, 0, '{\"heads\": {}, \"needs_review\": false, \"explanation\": []}')"))
+        conn.execute(
+            text(
+                "INSERT INTO petitions (text, masked_text, channel, received_at, due_at, created_at, updated_at, "
+                "created_by, status, queue, model_version, predicted_domain, domain_confidence, needs_review, "
+                "prediction) VALUES ('旧件', '旧件', 'visit', '2026-01-01 00:00:00.000000', "
+                "'2026-01-16 00:00:00.000000', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', "
+                "'old', 'queued', 'housing', 'v0', "
+                '\'real_estate\', 0.9, 0, \'{"heads": {}, "needs_review": false, "explanation": []}\')'
+            )
+        )
     engine.dispose()
 
     store = QueueStore(url)  # the new release starts on the old file
@@ -233,7 +253,7 @@ def test_existing_database_file_is_migrated_and_keeps_its_data(tmp_path: Path) -
         indexes = {row[1] for row in conn.exec_driver_sql("PRAGMA index_list('petitions')")}
     assert "ix_petitions_status_due" in indexes
     page, total = store.list_queue("housing")
-    assert total == 1 and page[0]["text"] == "旧件" and page[0]["received_at"] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert total == 1 and page[0].text == "旧件" and page[0].received_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert store.submit(submission("新件")).petition_id == 2
     assert migrate(store.engine) == []  # idempotent
     store.dispose()

@@ -33,8 +33,22 @@ def start_server(registry: Path, database: Path, port: int, log: Path) -> subpro
     env.pop("TRIAGE_API_KEYS", None)  # the documented development keys
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
 
 
 @pytest.fixture
@@ -50,7 +64,9 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigkill_mid_stream_loses_no_acknowledged_petition(
-    tmp_path: Path, registry_root: Path, processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    registry_root: Path,
+    processes: list[subprocess.Popen[bytes]],
 ) -> None:
     database = tmp_path / "durable.db"
     log = tmp_path / "server.log"
@@ -71,8 +87,11 @@ def test_sigkill_mid_stream_loses_no_acknowledged_petition(
                 with lock:
                     number = next(counter)
                 external_id = f"dur-{number}"
-                body = {"text": f"{TEXTS[number % len(TEXTS)]}（第{number}件）", "channel": "web",
-                        "external_id": external_id}
+                body = {
+                    "text": f"{TEXTS[number % len(TEXTS)]}（第{number}件）",
+                    "channel": "web",
+                    "external_id": external_id,
+                }
                 try:
                     response = client.post("/v1/petitions", json=body, headers=KEY)
                 except httpx.HTTPError:
@@ -109,8 +128,11 @@ def test_sigkill_mid_stream_loses_no_acknowledged_petition(
         # Clients retry what they never got an answer for; the external id makes that safe.
         for external_id in sorted(uncertain - set(acknowledged)):
             number = int(external_id.split("-")[1])
-            body = {"text": f"{TEXTS[number % len(TEXTS)]}（第{number}件）", "channel": "web",
-                    "external_id": external_id}
+            body = {
+                "text": f"{TEXTS[number % len(TEXTS)]}（第{number}件）",
+                "channel": "web",
+                "external_id": external_id,
+            }
             retried = client.post("/v1/petitions", json=body, headers=KEY)
             assert retried.status_code in (200, 201), retried.text
             acknowledged[external_id] = retried.json()["id"]

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.taxonomy import DATA_DIR
 from training.io import InputError, read_rows, require_columns
 
-CORPUS_PATH = DATA_DIR / "petitions.jsonl"
+# The corpus is not package data: it lives in the checkout's data/ folder (TRIAGE_CORPUS overrides).
+CORPUS_PATH = Path(__file__).resolve().parents[1] / "data" / "petitions.jsonl"
+
+
+def corpus_path() -> Path:
+    """Where the default corpus is read from: TRIAGE_CORPUS, else the checkout's data/petitions.jsonl."""
+    configured = os.environ.get("TRIAGE_CORPUS")
+    return Path(configured) if configured else CORPUS_PATH
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,8 @@ def load_labelled(
                 )
                 first = False
             values = row.values
-            if "__error__" in values:
-                data.invalid.append(InvalidRow(path.name, row.number, values["__error__"]))
+            if row.error is not None:
+                data.invalid.append(InvalidRow(path.name, row.number, row.error))
                 continue
             if row.undecodable:
                 data.invalid.append(InvalidRow(path.name, row.number, "含有无法解码的字节 / undecodable bytes"))
@@ -128,9 +135,9 @@ def load_labelled(
     return data
 
 
-def load_corpus(path: Path = CORPUS_PATH) -> LabelledData:
+def load_corpus(path: Path | None = None) -> LabelledData:
     """The project's own hand-written corpus with its fixed train/test split."""
-    data = load_labelled([path])
+    data = load_labelled([path or corpus_path()])
     if data.invalid:
         raise InputError("corpus has invalid rows: " + "; ".join(map(str, data.invalid[:5])))
     return data

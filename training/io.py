@@ -31,9 +31,12 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Row:
+    """One input row; `error` says why a row could not be parsed at all (its values are then empty)."""
+
     number: int
     values: dict[str, Any]
     undecodable: bool = False
+    error: str | None = None
 
 
 def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
@@ -91,10 +94,10 @@ def _jsonl_rows(path: Path, encoding: str | None) -> Iterator[Row]:
             try:
                 values = json.loads(line)
             except json.JSONDecodeError as error:
-                yield Row(number, {"__error__": f"JSON 格式错误 / invalid JSON: {error.msg}"})
+                yield Row(number, {}, error=f"JSON 格式错误 / invalid JSON: {error.msg}")
                 continue
             if not isinstance(values, dict):
-                yield Row(number, {"__error__": "每行应为 JSON 对象 / each line must be a JSON object"})
+                yield Row(number, {}, error="每行应为 JSON 对象 / each line must be a JSON object")
                 continue
             yield Row(number, values, _has_undecodable(values))
 
@@ -138,7 +141,7 @@ def read_rows(path: Path, encoding: str | None = None) -> Iterator[Row]:
 def require_columns(row: Row, columns: list[str], path: Path) -> None:
     """Fail fast, naming what exists, when a configured column is absent from the file."""
     missing = [column for column in columns if column not in row.values]
-    if missing and "__error__" not in row.values:
+    if missing and row.error is None:
         raise InputError(
             f"{path}: 找不到列 / unknown column(s) {missing}; 文件中的列 / columns present: {sorted(row.values)}"
         )

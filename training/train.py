@@ -15,9 +15,9 @@ from sklearn.model_selection import train_test_split
 from model.classifier import TriageModel
 from model.metrics import evaluate_model
 from model.persistence import Manifest, save_model, write_manifest
+from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
 from training.dataset import LabelledData
-from training.registry import Registry
 from training.report import write_report
 
 LIBRARIES = ("scikit-learn", "jieba", "numpy", "scipy", "skops", "opencc")

@@ -1,10 +1,11 @@
-"""HTTP routes, versioned under /v1 (health and metrics at the root)."""
+"""HTTP routes, versioned under /v1 (health and metrics at the root), plus the console's page."""
 
 from fastapi import APIRouter
 
-from service.api import petitions, queues, system
+from service.api.routes import console, petitions, queues, system
 
-router = APIRouter()
-router.include_router(petitions.router)
-router.include_router(queues.router)
-router.include_router(system.router)
+api_router = APIRouter()
+api_router.include_router(petitions.router)
+api_router.include_router(queues.router)
+api_router.include_router(system.router)
+console_router = console.console_router

@@ -1,27 +1,40 @@
-"""Dependencies: everything a handler needs comes from app.state, set up in the lifespan."""
+"""Dependencies, as typed aliases named for what they are (the FastAPI full-stack template's shape).
+
+Everything comes from app.state, set up by the lifespan in service/app.py. Route functions take
+these aliases as parameters and nothing else from the framework.
+"""
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from model.taxonomy import Taxonomy
-from service.db import QueueStore
+from service.auth import Permission, Principal, check_permission, unauthorized
 from service.errors import ApiError
 from service.metrics import Metrics
+from service.petitions import Intake
 from service.predictor import Batcher, LoadedModel, ModelHolder
 from service.settings import Settings
+from store import QueueStore
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_store(request: Request) -> QueueStore:
-    return request.app.state.store
+    store: QueueStore = request.app.state.store
+    return store
 
 
-def get_holder(request: Request) -> ModelHolder:
-    return request.app.state.models
+def get_model_holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.models
+    return holder
 
 
 def get_model(request: Request) -> LoadedModel:
@@ -32,13 +45,79 @@ def get_model(request: Request) -> LoadedModel:
     return holder.current
 
 
-def get_batcher(request: Request) -> Batcher:
-    return request.app.state.batcher
+def get_predictor(request: Request) -> Batcher:
+    batcher: Batcher = request.app.state.batcher
+    return batcher
 
 
 def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 def get_taxonomy(request: Request) -> Taxonomy:
-    return request.app.state.taxonomy
+    taxonomy: Taxonomy = request.app.state.taxonomy
+    return taxonomy
+
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API 密钥 / API key (or `Authorization: Bearer <key>`)"
+)
+bearer = HTTPBearer(auto_error=False, description="API 密钥 / API key as a bearer token")
+
+
+def get_current_user(
+    request: Request,
+    key: Annotated[str | None, Security(api_key_header)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal:
+    presented = key or (credentials.credentials if credentials else None)
+    if not presented:
+        raise unauthorized()
+    principal: Principal | None = request.app.state.keyring.lookup(presented)
+    if principal is None:
+        raise unauthorized()
+    request.state.principal = principal  # the access log records the key's name
+    return principal
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[QueueStore, Depends(get_store)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
+PredictorDep = Annotated[Batcher, Depends(get_predictor)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def allowed(permission: Permission) -> Callable[[Principal], Principal]:
+    """Dependency: the caller's role must hold `permission` (403 otherwise)."""
+
+    def check(principal: CurrentUser) -> Principal:
+        check_permission(principal, permission)
+        return principal
+
+    return check
+
+
+IntakeUser = Annotated[Principal, Depends(allowed(Permission.INTAKE))]
+
+
+def get_intake(
+    store: StoreDep,
+    model: ModelDep,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    taxonomy: TaxonomyDep,
+    metrics: MetricsDep,
+    principal: IntakeUser,
+) -> Intake:
+    """Everything a submission needs, for a caller allowed to submit."""
+    return Intake(store, model, predictor, settings, taxonomy, metrics, principal)
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+RoutingUser = Annotated[Principal, Depends(allowed(Permission.ROUTE))]
+ClosingUser = Annotated[Principal, Depends(allowed(Permission.CLOSE))]
+AdminUser = Annotated[Principal, Depends(allowed(Permission.RELOAD_MODEL))]

@@ -7,15 +7,9 @@
 
 (function () {
   const KEY_STORAGE = "triage.apiKey";
-  const MAX_CHARS = 20000;
   const REQUEST_TIMEOUT_MS = 30000;
   const PAGE_SIZE = 20;
-  const MANUAL_TRIAGE = "manual_triage";
-  const CHANNELS = { letter: "来信", visit: "来访", web: "网上", phone: "电话" };
-  const STATUSES = { queued: "待确认", routed: "已分流", claimed: "已领取", closed: "已办结" };
-  const ROLES = { clerk: "登记员", department: "责任部门", admin: "管理员" };
-  const ACTIONS = { submitted: "登记", claimed: "领取", routed: "确认分流", corrected: "更正分流",
-    closed: "办结", released: "租约到期退回", lease_expired: "租约到期退回" };
+  const DEFAULT_CHANNEL = "web";
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props, ...children) => {
@@ -35,12 +29,27 @@
   const state = {
     key: null,
     me: null,
-    taxonomy: { domains: [], departments: [] },
+    // The server's vocabulary (/console/taxonomy.json): taxonomy, labels of statuses, channels, roles and
+    // history actions, the manual triage queue, the permission map and the text limit. No copies here.
+    taxonomy: { domains: [], departments: [], statuses: {}, channels: {}, roles: {}, actions: {},
+      manual_triage: { id: null, name: "" }, permissions: {}, max_text_chars: 0 },
     draft: null,
     board: { queue: null, offset: 0, total: 0 },
     item: null,
     showRaw: false,
   };
+
+  // -- vocabulary and permissions (from the server) ---------------------------------------------
+
+  const label = (kind, id) => (id && state.taxonomy[kind] && state.taxonomy[kind][id]) || id;
+  const maxChars = () => state.taxonomy.max_text_chars;
+  const manualTriage = () => state.taxonomy.manual_triage.id;
+  /** Whether the signed-in role holds `permission` (the server's permission map, service/auth.py). */
+  const can = (permission) => Boolean(state.me
+    && (state.taxonomy.permissions[state.me.role] || []).includes(permission));
+  const mayClaimFrom = (queue) => can("claim_any_queue")
+    || (can("claim_own_queue") && queue === state.me.department)
+    || (can("claim_manual_triage") && queue === manualTriage());
 
   // -- API ----------------------------------------------------------------------------------------
 
@@ -94,11 +103,11 @@
     const serverMessage = error && error.message ? error.message : "";
     switch (failure.code) {
       case "empty_text": return "信访内容不能为空，请先填写信访内容。";
-      case "text_too_long": return `信访内容超过 ${MAX_CHARS} 字，请删减或分件登记后再提交。`;
+      case "text_too_long": return `信访内容超过 ${maxChars()} 字，请删减或分件登记后再提交。`;
       case "body_too_large": return "提交的内容过大，请删减后再试。";
       case "unauthorized": return "API 密钥无效或已失效，请重新登录。";
       case "forbidden": {
-        const role = state.me ? ROLES[state.me.role] || state.me.role : "";
+        const role = state.me ? label("roles", state.me.role) : "";
         return `无权执行此操作${role ? `（当前角色：${role}）` : ""}：${serverMessage || "当前角色无权执行此操作"}。`;
       }
       default: break;
@@ -149,7 +158,7 @@
     return found ? found.name : id || "—";
   };
   const departmentName = (id) => {
-    if (id === MANUAL_TRIAGE) return "人工分流";
+    if (id === manualTriage()) return state.taxonomy.manual_triage.name;
     const found = state.taxonomy.departments.find((d) => d.id === id);
     return found ? found.name : id || "—";
   };
@@ -225,14 +234,15 @@
     showMessage("sign-in-message", "");
     $("user-box").hidden = false;
     $("user-name").textContent = me.name;
-    $("user-role").textContent = `角色：${me.role_name || ROLES[me.role] || me.role}`;
+    $("user-role").textContent = `角色：${me.role_name || label("roles", me.role)}`;
     $("user-department").hidden = !me.department;
     $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
-    const mayIntake = me.role === "clerk" || me.role === "admin";
+    const mayIntake = can("intake");
     $("intake").hidden = !mayIntake;
     $("main").classList.toggle("board-only", !mayIntake);
     $("main").hidden = false;
     fillLabelSelects();
+    fillChannelSelect();
     if (!state.draft) resetDraft(false);
     refreshBoard();
     if (mayIntake) $("petition-text").focus();
@@ -269,6 +279,13 @@
     if (rest.length) groups.push(el("optgroup", { label: first.length ? "其他部门" : "全部部门" }, ...rest.map(option)));
     select.replaceChildren(...groups);
     if (!selected || !select.value) select.selectedIndex = 0;
+  }
+
+  function fillChannelSelect() {
+    const select = $("channel");
+    const selected = select.value || DEFAULT_CHANNEL;
+    select.replaceChildren(...Object.entries(state.taxonomy.channels).map(([id, name]) =>
+      el("option", { value: id, text: name, selected: id === selected })));
   }
 
   function fillLabelSelects() {
@@ -319,8 +336,8 @@
   function updateCount() {
     const length = $("petition-text").value.length;
     const count = $("text-count");
-    count.textContent = `${length} / ${MAX_CHARS} 字`;
-    count.classList.toggle("over", length > MAX_CHARS);
+    count.textContent = `${length} / ${maxChars()} 字`;
+    count.classList.toggle("over", length > maxChars());
   }
 
   function isStale() {
@@ -468,7 +485,7 @@
     box.replaceChildren(...[
       el("p", {}, `${verb}：`, el("strong", { text: `第 ${submitted.id} 号`, "data-testid": "petition-id" }),
         `${submitted.created ? "" : "（重复提交，返回原件）"}`),
-      el("p", { text: `队列：${queueLabel} · 状态：${STATUSES[status] || status}` }),
+      el("p", { text: `队列：${queueLabel} · 状态：${label("statuses", status)}` }),
       el("p", { text: `转交期限：${fmtDate(dueAt)}（收件后 15 日，${dueText(dueAt, false)}）` }),
       corrected ? el("p", { text: "更正已记录为模型反馈。" }) : null,
       el("p", { class: "hint", text: "按 Alt+N 登记下一件。" }),
@@ -493,7 +510,7 @@
 
   function renderQueues(queues) {
     const body = $("queues-table").tBodies[0];
-    const visible = queues.filter((q) => q.open > 0 || q.queue === MANUAL_TRIAGE || state.me.role === "department");
+    const visible = queues.filter((q) => q.open > 0 || q.queue === manualTriage() || !can("read_all_queues"));
     const rows = visible.map((q) => {
       const open = el("button", { type: "button", class: "link", text: q.name,
         "aria-label": `打开队列 ${q.name}` });
@@ -529,9 +546,7 @@
 
   function renderQueue(page) {
     $("queue-title").textContent = `${page.name}（共 ${page.total} 件）`;
-    const role = state.me.role;
-    $("claim-button").hidden = !(role === "admin" || role === "department"
-      || (role === "clerk" && page.queue === MANUAL_TRIAGE));
+    $("claim-button").hidden = !mayClaimFrom(page.queue);
     const body = $("items-table").tBodies[0];
     if (!page.items.length) {
       body.replaceChildren(el("tr", { class: "empty-row" }, el("td", { colSpan: 4, text: "队列中暂无信访件。" })));
@@ -546,7 +561,7 @@
           el("td", { class: "due" }, fmtDate(item.due_at),
             item.overdue ? el("small", { class: "overdue-flag", text: `⚠ ${dueText(item.due_at, true)}` })
               : el("small", { text: dueText(item.due_at, false) })),
-          el("td", { class: "status", text: STATUSES[item.status] || item.status }));
+          el("td", { class: "status", text: label("statuses", item.status) }));
       }));
     }
     const { offset, total } = state.board;
@@ -592,9 +607,9 @@
     $("item-title").textContent = `第 ${petition.id} 号信访件`;
     const prediction = petition.prediction;
     const facts = [
-      ["状态", STATUSES[petition.status] || petition.status],
+      ["状态", label("statuses", petition.status)],
       ["所在队列", petition.queue_name],
-      ["来源渠道", CHANNELS[petition.channel] || petition.channel],
+      ["来源渠道", label("channels", petition.channel)],
       ["收件时间", fmtTime(petition.received_at)],
       ["转交期限", `${fmtDate(petition.due_at)}（${petition.route.handed_over_at ? "已转交" : dueText(petition.due_at, petition.overdue)}）`],
       ["模型建议", `${prediction.domain.name} ${pct(prediction.domain.confidence)}`
@@ -614,10 +629,10 @@
       const move = entry.from_queue !== entry.to_queue && entry.to_queue
         ? `：${entry.from_queue ? `${departmentName(entry.from_queue)} → ` : ""}${departmentName(entry.to_queue)}` : "";
       return el("li", {}, el("span", { class: "when", text: fmtTime(entry.at) }),
-        `${ACTIONS[entry.action] || entry.action}${move} · ${entry.actor}（${ROLES[entry.role] || entry.role}）`,
+        `${label("actions", entry.action)}${move} · ${entry.actor}（${label("roles", entry.role)}）`,
         entry.note ? el("span", { class: "note", text: `备注：${entry.note}` }) : null);
     }));
-    const mayRoute = state.me.role === "clerk" || state.me.role === "admin";
+    const mayRoute = can("route");
     $("reroute-form").hidden = !mayRoute || petition.status === "closed";
     const domain = petition.route.domain || prediction.domain.label;
     fillDomainSelect($("reroute-domain"), domain);

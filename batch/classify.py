@@ -21,22 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.classifier import TriageModel
-from model.persistence import load_model
+from batch.results import Item, Result
+from batch.writers import ERROR_FIELDS, error_record, open_writer, result_fields, result_record
+from model.classifier import Prediction, TriageModel
+from model.persistence import load_model, read_manifest
 from training.io import Row, read_rows, require_columns
-from training.writers import open_writer
 
-OUTPUT_FIELDS = [
-    "id",
-    "domain",
-    "domain_confidence",
-    "department",
-    "department_confidence",
-    "departments_top3",
-    "needs_review",
-    "model_version",
-    "error",
-]
 MAX_TEXT_CHARS = 20_000
 
 
@@ -49,17 +39,6 @@ class ClassifyOptions:
     max_chars: int = MAX_TEXT_CHARS
     chunk_size: int = 256
     jobs: int = 1
-
-
-@dataclass(frozen=True)
-class Item:
-    """One input row, validated: either text to classify or the reason it cannot be."""
-
-    number: int
-    id: str
-    text: str | None
-    error: str | None
-    old_department: str = ""
 
 
 @dataclass
@@ -75,21 +54,21 @@ class Summary:
     compared: int = 0
     elapsed: float = 0.0
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
+    def add(self, results: list[Result]) -> None:
+        for result in results:
             self.rows_read += 1
-            if row["error"]:
+            if result.domain is None:
                 self.failed += 1
                 continue
             self.classified += 1
-            self.domains[row["domain"]] += 1
-            if row["department"]:
-                self.departments[row["department"]] += 1
-            self.needs_review += row["needs_review"] == "true"
-            if "changed" in row and row.get("_old"):
+            self.domains[result.domain] += 1
+            if result.department:
+                self.departments[result.department] += 1
+            self.needs_review += result.needs_review
+            if result.changed is not None and result.item.old_department:
                 self.compared += 1
-                if row["changed"] == "true":
-                    self.flows[(row["_old"], row["department"])] += 1
+                if result.changed:
+                    self.flows[(result.item.old_department, result.department or "")] += 1
 
 
 def validate(row: Row, options: ClassifyOptions) -> Item:
@@ -97,8 +76,8 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
     values = row.values
     identifier = "" if values.get(options.id_col) is None else str(values.get(options.id_col)).strip()
     old = str(values.get(options.compare_col) or "").strip() if options.compare_col else ""
-    if "__error__" in values:
-        return Item(row.number, identifier, None, f"invalid_row: {values['__error__']}", old)
+    if row.error is not None:
+        return Item(row.number, identifier, None, f"invalid_row: {row.error}", old)
     if row.undecodable:
         return Item(row.number, identifier, None, "undecodable_bytes: 含有无法解码的字节", old)
     if not identifier:
@@ -112,45 +91,34 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
     return Item(row.number, identifier, text, None, old)
 
 
-def format_rows(
-    model: TriageModel, version: str, items: list[Item], compare: bool, keep: bool = False
-) -> list[dict[str, Any]]:
-    """Classify the valid items of a chunk in one vectorised call and render every item as a row.
-
-    `keep` attaches the text and full prediction (with explanation) under private keys, for
-    sinks such as the routing queue; writers never output keys starting with "_".
-    """
-    valid = [item for item in items if item.text is not None]
-    predictions = iter(model.predict([item.text for item in valid], explain=keep) if valid else [])
-    rows: list[dict[str, Any]] = []
+def assemble(items: list[Item], predictions: list[Prediction], version: str, compare: bool) -> list[Result]:
+    """One result per item, in order: the valid items take the predictions one by one."""
+    remaining = iter(predictions)
+    results: list[Result] = []
     for item in items:
-        row: dict[str, Any] = dict.fromkeys(OUTPUT_FIELDS, "")
-        row.update(id=item.id, model_version=version, _row=item.number)
-        if item.error:
-            row["error"] = item.error
-        else:
-            prediction = next(predictions)
-            domain = prediction.heads["domain"]
-            row.update(
-                domain=domain.label,
-                domain_confidence=f"{domain.confidence:.4f}",
-                needs_review="true" if prediction.needs_review else "false",
-            )
-            department = prediction.heads.get("department")
-            if department is not None:
-                row.update(
-                    department=department.label,
-                    department_confidence=f"{department.confidence:.4f}",
-                    departments_top3="|".join(f"{label}:{p:.4f}" for label, p in department.ranking),
-                )
-            if keep:
-                row.update(_text=item.text, _prediction=prediction)
+        prediction = None if item.error else next(remaining)
+        changed = None
         if compare:
-            changed = bool(item.old_department) and not item.error and item.old_department != row["department"]
-            row["changed"] = "true" if changed else "false"
-            row["_old"] = item.old_department
-        rows.append(row)
-    return rows
+            department = None if prediction is None else prediction.heads.get("department")
+            changed = (
+                bool(item.old_department)
+                and prediction is not None
+                and item.old_department != (department.label if department else "")
+            )
+        results.append(Result(item, version, prediction, changed))
+    return results
+
+
+def classify_items(
+    model: TriageModel, version: str, items: list[Item], compare: bool, explain: bool = False
+) -> list[Result]:
+    """Classify the valid items of a chunk in one vectorised call; one result per item, in order."""
+    return assemble(items, _predict_with(model, items, explain), version, compare)
+
+
+def _predict_with(model: TriageModel, items: list[Item], explain: bool) -> list[Prediction]:
+    texts = [item.text for item in items if item.text is not None]
+    return model.predict(texts, explain=explain) if texts else []
 
 
 # Worker-process state: each process loads the model (and warms jieba) once.
@@ -163,8 +131,9 @@ def _init_worker(folder: str) -> None:
     _worker.update(model=model, version=manifest.version)
 
 
-def _work(items: list[Item], compare: bool, keep: bool) -> list[dict[str, Any]]:
-    return format_rows(_worker["model"], _worker["version"], items, compare, keep)
+def _work(items: list[Item], explain: bool) -> list[Prediction]:
+    """In a worker: predictions for the chunk's valid items (the parent pairs them with the items)."""
+    return _predict_with(_worker["model"], items, explain)
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -179,13 +148,14 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def classified_chunks(
-    chunks: Iterator[list[Item]], folder: Path, jobs: int, compare: bool, keep: bool = False
-) -> Iterator[list[dict[str, Any]]]:
+    chunks: Iterator[list[Item]], folder: Path, jobs: int, compare: bool, explain: bool = False
+) -> Iterator[list[Result]]:
     """Results in input order; with jobs > 1 a bounded window of chunks runs in worker processes."""
+    version = read_manifest(folder).version
     if jobs <= 1:
         _init_worker(str(folder))
         for chunk in chunks:
-            yield _work(chunk, compare, keep)
+            yield assemble(chunk, _work(chunk, explain), version, compare)
         return
     # Load once here and fork: workers share the model and jieba's dictionary pages copy-on-write
     # instead of each loading its own copy. Where fork is unavailable, each worker loads it.
@@ -196,13 +166,15 @@ def classified_chunks(
     else:
         pool_options = {"initializer": _init_worker, "initargs": (str(folder),)}
     with ProcessPoolExecutor(max_workers=jobs, **pool_options) as pool:
-        window: deque[Future[list[dict[str, Any]]]] = deque()
+        window: deque[tuple[list[Item], Future[list[Prediction]]]] = deque()
         for chunk in chunks:
-            window.append(pool.submit(_work, chunk, compare, keep))
+            window.append((chunk, pool.submit(_work, chunk, explain)))
             if len(window) >= 2 * jobs:
-                yield window.popleft().result()
+                done, future = window.popleft()
+                yield assemble(done, future.result(), version, compare)
         while window:
-            yield window.popleft().result()
+            done, future = window.popleft()
+            yield assemble(done, future.result(), version, compare)
 
 
 def progress_path(output: Path) -> Path:
@@ -240,35 +212,35 @@ def classify_file(
     folder: Path,
     options: ClassifyOptions,
     resume: bool = False,
-    on_rows: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
+    on_results: Callable[[list[Result]], None] = lambda results: None,
     errors: Path | None = None,
-    keep_predictions: bool = False,
+    explain: bool = False,
 ) -> Summary:
-    """Classify `source` into `output` (None = stdout); `on_rows` sees each chunk (progress, enqueue)."""
+    """Classify `source` into `output` (None = stdout); `on_results` sees each chunk (progress, enqueue).
+
+    `explain` adds the explanation terms to each prediction (for sinks that store them).
+    """
     started = time.perf_counter()
     compare = options.compare_col is not None
-    fields = OUTPUT_FIELDS + (["changed"] if compare else [])
     state = read_progress(output) if (resume and output is not None) else None
     skip, offset = state if state else (0, None)
     summary = Summary(resumed_after=skip)
     items = items_from(source, options, skip)
     first = next(items, None)  # surfaces unknown columns before any output is created
     stream: Iterator[Item] = iter(()) if first is None else _prepend(first, items)
-    writer = open_writer(output, fields, append_at=offset)
-    error_writer = open_writer(errors, ["row", "id", "error"], append_at=None) if errors else None
+    writer = open_writer(output, result_fields(compare), append_at=offset)
+    error_writer = open_writer(errors, ERROR_FIELDS, append_at=None) if errors else None
     done = skip
     try:
-        for rows in classified_chunks(
-            chunked(stream, options.chunk_size), folder, options.jobs, compare, keep_predictions
-        ):
-            writer.write(rows)
-            done += len(rows)
+        for results in classified_chunks(chunked(stream, options.chunk_size), folder, options.jobs, compare, explain):
+            writer.write([result_record(result) for result in results])
+            done += len(results)
             if output is not None and writer.resumable:
                 write_progress(output, done, writer.offset(), source)
             if error_writer is not None:
-                error_writer.write([{"row": r["_row"], "id": r["id"], "error": r["error"]} for r in rows if r["error"]])
-            summary.add(rows)
-            on_rows(rows)
+                error_writer.write([error_record(result) for result in results if result.item.error])
+            summary.add(results)
+            on_results(results)
     finally:
         writer.close()
         if error_writer is not None:

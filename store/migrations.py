@@ -1,7 +1,7 @@
 """A tiny versioned migration table, so an existing database file survives upgrades.
 
 Each migration is frozen once released: it builds its own table objects (never the live ones in
-service/db.py, which keep evolving) and runs once, inside a write transaction that also records
+store/schema.py, which keep evolving) and runs once, inside a write transaction that also records
 its version. Append new migrations; never edit old ones.
 """
 
@@ -43,7 +43,8 @@ class Migration:
 
 def _version_table(metadata: MetaData) -> Table:
     return Table(
-        "schema_migrations", metadata,
+        "schema_migrations",
+        metadata,
         Column("version", Integer, primary_key=True, autoincrement=False),
         Column("description", String(200), nullable=False),
         Column("applied_at", DateTime, nullable=False),
@@ -53,7 +54,8 @@ def _version_table(metadata: MetaData) -> Table:
 def _m001_initial(conn: Connection) -> None:
     metadata = MetaData()
     Table(
-        "petitions", metadata,
+        "petitions",
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("external_id", String(200), unique=True),
         Column("idempotency_key", String(200), unique=True),
@@ -88,7 +90,8 @@ def _m001_initial(conn: Connection) -> None:
         Index("ix_petitions_claim", "queue", "status", "due_at", "id"),
     )
     Table(
-        "petition_history", metadata,
+        "petition_history",
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("petition_id", Integer, ForeignKey("petitions.id"), nullable=False, index=True),
         Column("at", DateTime, nullable=False),
@@ -103,7 +106,8 @@ def _m001_initial(conn: Connection) -> None:
         Column("details", JSON),
     )
     Table(
-        "feedback", metadata,
+        "feedback",
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("petition_id", Integer, ForeignKey("petitions.id"), nullable=False, index=True),
         Column("created_at", DateTime, nullable=False),
@@ -159,8 +163,12 @@ def migrate(engine: Engine, target: int = LATEST) -> list[int]:
         for migration in MIGRATIONS:
             if have < migration.version <= target:
                 migration.apply(conn)
-                conn.execute(table.insert().values(
-                    version=migration.version, description=migration.description,
-                    applied_at=datetime.now(UTC).replace(tzinfo=None)))
+                conn.execute(
+                    table.insert().values(
+                        version=migration.version,
+                        description=migration.description,
+                        applied_at=datetime.now(UTC).replace(tzinfo=None),
+                    )
+                )
                 applied.append(migration.version)
     return applied

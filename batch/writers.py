@@ -1,4 +1,5 @@
-"""Row writers for CSV, JSON Lines and .xlsx output, chosen by the output file's suffix.
+"""The only place batch results become text: the output columns, and row writers for CSV, JSON Lines
+and .xlsx output, chosen by the output file's suffix.
 
 CSV and JSON Lines writers report their byte offset after each flush so that an
 interrupted run can be resumed exactly where its output ends.
@@ -13,7 +14,58 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from batch.results import Result
 from training.io import InputError
+
+OUTPUT_FIELDS = [
+    "id",
+    "domain",
+    "domain_confidence",
+    "department",
+    "department_confidence",
+    "departments_top3",
+    "needs_review",
+    "model_version",
+    "error",
+]
+COMPARE_FIELD = "changed"
+ERROR_FIELDS = ["row", "id", "error"]
+
+
+def result_fields(compare: bool) -> list[str]:
+    return OUTPUT_FIELDS + ([COMPARE_FIELD] if compare else [])
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def result_record(result: Result) -> dict[str, str]:
+    """One output row: confidences with four decimals, top 3 as `id:prob|id:prob|id:prob`, flags true/false."""
+    record = dict.fromkeys(OUTPUT_FIELDS, "")
+    record.update(id=result.item.id, model_version=result.model_version, error=result.item.error or "")
+    prediction = result.prediction
+    if prediction is not None:
+        domain = prediction.heads["domain"]
+        record.update(
+            domain=domain.label,
+            domain_confidence=f"{domain.confidence:.4f}",
+            needs_review=_flag(prediction.needs_review),
+        )
+        department = prediction.heads.get("department")
+        if department is not None:
+            record.update(
+                department=department.label,
+                department_confidence=f"{department.confidence:.4f}",
+                departments_top3="|".join(f"{label}:{p:.4f}" for label, p in department.ranking),
+            )
+    if result.changed is not None:
+        record[COMPARE_FIELD] = _flag(result.changed)
+    return record
+
+
+def error_record(result: Result) -> dict[str, str]:
+    return {"row": str(result.item.number), "id": result.item.id, "error": result.item.error or ""}
 
 
 class RowWriter(Protocol):

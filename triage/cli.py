@@ -1,4 +1,5 @@
-"""`triage`: command-line entry point for data staff and operators.
+"""`triage`: the command line for data staff and operators, and the one place that wires the layers
+together (training, batch classification, the queue store and the service).
 
 Every command prints Chinese and English so that clerks and engineers both read it.
 """
@@ -8,21 +9,23 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from tqdm import tqdm
 
-from model.persistence import ModelLoadError, load_model, verify_model
+from batch.classify import Summary as ClassifySummary
+from batch.results import Result
+from model.classifier import TriageModel
+from model.persistence import Manifest, ModelLoadError, load_model, verify_model
+from model.registry import Registry, RegistryError
 from model.taxonomy import load_taxonomy
-from training.classify import Summary as ClassifySummary
-from training.dataset import CORPUS_PATH, Columns, LabelledData, load_labelled
+from service.settings import Settings
+from store import Channel
+from training.dataset import Columns, LabelledData, corpus_path, load_labelled
 from training.io import InputError
-from training.registry import Registry, RegistryError
-from training.settings import PathSettings
-
-CHANNELS = ("letter", "visit", "web", "phone")
 
 app = typer.Typer(
     help="信访分流 petition triage: train, evaluate and run the classifier. 使用 --help 查看每个命令。",
@@ -54,12 +57,12 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def registry_from(path: Path | None) -> Registry:
-    return Registry(path or PathSettings().registry)
+    return Registry(path or Settings().registry)
 
 
 def load_data(paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool) -> LabelledData:
     try:
-        data = load_labelled(paths or [CORPUS_PATH], columns, encoding)
+        data = load_labelled(paths or [corpus_path()], columns, encoding)
     except InputError as error:
         raise fail(str(error)) from error
     if data.invalid:
@@ -150,7 +153,7 @@ def promote(version: str, registry: RegistryOption = None) -> None:
     typer.echo(f"当前模型 / current model: {version}")
 
 
-def load_current(registry: Path | None, version: str | None = None):
+def load_current(registry: Path | None, version: str | None = None) -> tuple[TriageModel, Manifest]:
     store = registry_from(registry)
     try:
         folder = store.resolve(version)
@@ -227,7 +230,10 @@ def cv(
 
 def print_summary(summary: ClassifySummary, compare: bool) -> None:
     """Closing summary on stderr: what a clerk checks before trusting a batch run."""
-    echo = lambda text: typer.echo(text, err=True)  # noqa: E731
+
+    def echo(text: str) -> None:
+        typer.echo(text, err=True)
+
     rate = summary.rows_read / summary.elapsed if summary.elapsed else 0.0
     echo(
         f"完成 / done: 读取 read {summary.rows_read}, 分类 classified {summary.classified}, "
@@ -267,7 +273,9 @@ def classify(
         str | None, typer.Option("--compare-col", help="原部门列 / old department column to compare")
     ] = None,
     enqueue: Annotated[bool, typer.Option(help="推送到分流队列 / push results into the routing queue")] = False,
-    channel: Annotated[str, typer.Option(help="入队时的来源渠道 / channel recorded with --enqueue")] = "letter",
+    channel: Annotated[
+        Channel, typer.Option(help="入队时的来源渠道 / channel recorded with --enqueue")
+    ] = Channel.LETTER,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不显示进度 / no progress bar")] = False,
     version: Annotated[str | None, typer.Option(help="模型版本 / model version (default: current)")] = None,
     registry: RegistryOption = None,
@@ -275,11 +283,9 @@ def classify(
     """批量分类 / Classify a backlog file row by row (streaming, parallel, resumable)."""
     import os
 
-    from training.classify import ClassifyOptions, classify_file
+    from batch.classify import ClassifyOptions, classify_file
     from training.io import estimate_rows
 
-    if channel not in CHANNELS:
-        raise fail(f"未知渠道 / unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
     store = registry_from(registry)
     try:
         folder = store.resolve(version)
@@ -306,12 +312,17 @@ def classify(
         disable=True if quiet else None,
         dynamic_ncols=True,
     )
-    sinks = [lambda rows: bar.update(len(rows))]
+    sinks: list[Callable[[list[Result]], object]] = [lambda results: bar.update(len(results))]
     if enqueue:
-        from service.enqueue import backlog_enqueuer
+        from batch.enqueue import backlog_enqueuer
 
-        enqueuer = backlog_enqueuer(manifest.version, PathSettings().database_url, channel)
+        enqueuer = backlog_enqueuer(manifest.version, Settings().database_url, channel)
         sinks.append(enqueuer)
+
+    def feed(results: list[Result]) -> None:
+        for sink in sinks:
+            sink(results)
+
     try:
         summary = classify_file(
             input_path,
@@ -319,9 +330,9 @@ def classify(
             folder,
             options,
             resume=resume,
-            on_rows=lambda rows: [sink(rows) for sink in sinks],
+            on_results=feed,
             errors=errors,
-            keep_predictions=enqueue,
+            explain=enqueue,
         )
     except InputError as error:
         raise fail(str(error)) from error
@@ -344,9 +355,9 @@ def serve(
     """启动服务 / Run the triage API (trains the default model first if the registry is empty)."""
     import uvicorn
 
-    from service.bootstrap import ensure_model
+    from triage.bootstrap import ensure_model
 
-    ensure_model(PathSettings().registry, echo=lambda message: typer.echo(message, err=True))
+    ensure_model(Settings().registry, echo=lambda message: typer.echo(message, err=True))
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=None)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from training.registry import Registry
+from model.registry import Registry
+from training.dataset import load_corpus
+from training.train import train_and_register
 
 
 def ensure_model(registry_root: Path, echo: Callable[[str], None] = print) -> str:
@@ -14,11 +16,10 @@ def ensure_model(registry_root: Path, echo: Callable[[str], None] = print) -> st
     current = registry.current()
     if current is not None:
         return current
-    from training.dataset import load_corpus
-    from training.train import train_and_register
-
-    echo(f"模型库 {registry_root} 为空，正在用 data/ 训练默认模型（约 1-2 分钟）… / "
-         "no model in the registry: training the default model from data/ (about 1-2 minutes)")
+    echo(
+        f"模型库 {registry_root} 为空，正在用 data/ 训练默认模型（约 1-2 分钟）… / "
+        "no model in the registry: training the default model from data/ (about 1-2 minutes)"
+    )
     result = train_and_register(load_corpus(), registry)
     echo(f"默认模型已训练 / default model trained: {result.version}")
     return result.version

@@ -1,0 +1,1 @@
+"""Route modules, one per area; each route function is thin over the service layer."""

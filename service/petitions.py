@@ -1,0 +1,338 @@
+"""The petition service layer: classify, submit (single and batch), read, route, close.
+
+Route functions in service/api/routes/ only unpack the request and call these. Every function
+takes what it needs explicitly (store, model, predictor, ...) and raises `ApiError` for answers
+other than success, so it can be called without HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from model.classifier import Prediction
+from model.taxonomy import Taxonomy
+from model.text import prepare_text
+from service.auth import Principal, check_queue_access
+from service.errors import ApiError, error_body, validation_error
+from service.logging import log_event
+from service.metrics import Metrics
+from service.predictor import Batcher, LoadedModel
+from service.schemas import (
+    BatchItemOut,
+    BatchOut,
+    ClassifyOut,
+    PetitionOut,
+    SubmitIn,
+    SubmitOut,
+)
+from service.settings import Settings
+from service.views import head_summary, live_prediction_out, petition_out, submit_out
+from store import (
+    IdempotencyConflict,
+    PetitionClosed,
+    PetitionNotFound,
+    PetitionRecord,
+    QueueStore,
+    StoreError,
+    Submission,
+    Submitted,
+    suggested_queue,
+)
+
+logger = logging.getLogger("triage.api")
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
+CLOCK_SKEW = timedelta(minutes=5)
+_submit_adapter = TypeAdapter(SubmitIn)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a submitting request brings besides its body: the model, the predictor and the caller."""
+
+    store: QueueStore
+    model: LoadedModel
+    predictor: Batcher
+    settings: Settings
+    taxonomy: Taxonomy
+    metrics: Metrics
+    principal: Principal
+
+
+def not_found(petition_id: int) -> ApiError:
+    return ApiError(404, "petition_not_found", f"信访件 {petition_id} 不存在", f"no petition {petition_id}")
+
+
+def conflict_error(existing: int) -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_conflict",
+        "该编号已用于内容不同的信访件",
+        f"this external id / idempotency key was already used for a different text (petition {existing})",
+    )
+
+
+def closed_error(petition_id: int) -> ApiError:
+    return ApiError(409, "petition_closed", f"信访件 {petition_id} 已办结", f"petition {petition_id} is closed")
+
+
+def unknown_label(kind: str, kind_zh: str, value: str, known: Iterable[str]) -> ApiError:
+    return ApiError(
+        422, f"unknown_{kind}", f"未知{kind_zh}：{value}", f"unknown {kind}: {value}", {"known": sorted(known)}
+    )
+
+
+@contextmanager
+def answering_store_errors(petition_id: int) -> Iterator[None]:
+    """Turn the store's errors about one petition into the API's answers (404, 409)."""
+    try:
+        yield
+    except PetitionNotFound as error:
+        raise not_found(petition_id) from error
+    except PetitionClosed as error:
+        raise closed_error(petition_id) from error
+
+
+def checked_text(text: str, settings: Settings) -> str:
+    if len(text) > settings.max_text_chars:
+        raise ApiError(
+            422,
+            "text_too_long",
+            f"信访内容超过 {settings.max_text_chars} 字",
+            f"text is longer than {settings.max_text_chars} characters",
+        )
+    return text.strip()
+
+
+def received_time(value: datetime | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=CHINA_STANDARD_TIME)
+    if aware > now + CLOCK_SKEW:
+        raise ApiError(422, "received_in_future", "收件时间不能晚于当前时间", "received_at is in the future")
+    return aware.astimezone(UTC)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def classify(text: str, intake: Intake) -> ClassifyOut:
+    """Classify without storing: the suggestion, the queue it would go to, and the masked text."""
+    started = time.perf_counter()
+    model, taxonomy, metrics = intake.model, intake.taxonomy, intake.metrics
+    text = checked_text(text, intake.settings)
+    predictor = intake.predictor
+    prediction = predictor.predict(model, [text])[0]
+    metrics.observe_predictions(prediction.heads, prediction.needs_review)
+    out = live_prediction_out(taxonomy, prediction, model.version, model.thresholds)
+    queue = suggested_queue(prediction, taxonomy.departments)
+    log_event(
+        logger,
+        logging.INFO,
+        "petition.classified",
+        model_version=model.version,
+        heads={name: head_summary(head) for name, head in prediction.heads.items()},
+        needs_review=out.needs_review,
+        queue=queue,
+        chars=len(text),
+        ms=_elapsed_ms(started),
+    )
+    return ClassifyOut(**out.model_dump(), suggested_queue=queue, masked_text=prepare_text(text))
+
+
+def _submission(
+    body: SubmitIn, text: str, prediction: Prediction, intake: Intake, received: datetime, idempotency_key: str | None
+) -> Submission:
+    return Submission(
+        text=text,
+        channel=body.channel,
+        prediction=prediction,
+        model_version=intake.model.version,
+        received_at=received,
+        external_id=body.external_id,
+        idempotency_key=idempotency_key,
+        actor=intake.principal.name,
+        role=intake.principal.role,
+    )
+
+
+def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> SubmitOut:
+    """Store, classify and enqueue one petition; `created` is False for a repeat of an earlier one."""
+    started = time.perf_counter()
+    text = checked_text(body.text, intake.settings)
+    received = received_time(body.received_at, datetime.now(UTC))
+    store = intake.store
+    existing = store.find(external_id=body.external_id, idempotency_key=idempotency_key)
+    outcome: Submitted | StoreError
+    if existing is None:
+        predictions, outcomes = intake.predictor.submit(
+            intake.model, [text], lambda found: [_submission(body, text, found[0], intake, received, idempotency_key)]
+        )
+        outcome = outcomes[0]
+        if isinstance(outcome, IdempotencyConflict):
+            raise conflict_error(outcome.petition_id)
+        assert isinstance(outcome, Submitted)
+        if outcome.created:
+            intake.metrics.observe_predictions(predictions[0].heads, predictions[0].needs_review)
+    else:
+        outcome = Submitted(existing, created=False)
+    petition = store.get(outcome.petition_id, with_history=False)
+    if not outcome.created and petition.text != text:
+        raise conflict_error(outcome.petition_id)
+    intake.metrics.submissions.labels(outcome="created" if outcome.created else "duplicate").inc()
+    log_event(
+        logger,
+        logging.INFO,
+        "petition.submitted",
+        petition_id=petition.id,
+        created=outcome.created,
+        queue=petition.queue,
+        domain=petition.predicted_domain,
+        domain_confidence=petition.domain_confidence,
+        department=petition.predicted_department,
+        department_confidence=petition.department_confidence,
+        needs_review=petition.needs_review,
+        channel=petition.channel,
+        model_version=petition.model_version,
+        actor=intake.principal.name,
+        ms=_elapsed_ms(started),
+    )
+    return submit_out(intake.taxonomy, petition, outcome.created)
+
+
+def _failed(index: int, error: ApiError) -> BatchItemOut:
+    return BatchItemOut(
+        index=index, ok=False, error=error_body(error.code, error.message, error.message_en, error.details)["error"]
+    )
+
+
+def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
+    """Validate each item on its own; store the valid ones in one commit; report each item's outcome."""
+    started = time.perf_counter()
+    settings = intake.settings
+    if not items:
+        raise ApiError(422, "batch_empty", "批量提交不能为空", "a batch needs at least one item")
+    if len(items) > settings.max_batch_items:
+        raise ApiError(
+            422,
+            "batch_too_large",
+            f"每批最多 {settings.max_batch_items} 件",
+            f"at most {settings.max_batch_items} items per batch",
+        )
+    now = datetime.now(UTC)
+    results: dict[int, BatchItemOut] = {}
+    valid: list[tuple[int, SubmitIn, str, datetime]] = []
+    for index, item in enumerate(items):
+        try:
+            parsed = _submit_adapter.validate_python(item)
+            valid.append((index, parsed, checked_text(parsed.text, settings), received_time(parsed.received_at, now)))
+        except ValidationError as error:
+            results[index] = _failed(index, validation_error(list(error.errors())))
+        except ApiError as error:
+            results[index] = _failed(index, error)
+
+    def rows(found: list[Prediction]) -> list[Submission]:
+        return [
+            _submission(parsed, text, prediction, intake, received, None)
+            for (_, parsed, text, received), prediction in zip(valid, found, strict=True)
+        ]
+
+    predictions, outcomes = (
+        intake.predictor.submit(intake.model, [text for _, _, text, _ in valid], rows) if valid else ([], [])
+    )
+    for (index, _, _, _), outcome, prediction in zip(valid, outcomes, predictions, strict=True):
+        if isinstance(outcome, StoreError):
+            results[index] = _failed(index, conflict_error(int(outcome.args[0])))
+            continue
+        petition = intake.store.get(outcome.petition_id, with_history=False)
+        if outcome.created:
+            intake.metrics.observe_predictions(prediction.heads, prediction.needs_review)
+        results[index] = BatchItemOut(
+            index=index, ok=True, petition=submit_out(intake.taxonomy, petition, outcome.created)
+        )
+    answers = [results[index] for index in range(len(items))]
+    created = sum(1 for item in answers if item.ok and item.petition and item.petition.created)
+    duplicates = sum(1 for item in answers if item.ok and item.petition and not item.petition.created)
+    failed = sum(1 for item in answers if not item.ok)
+    metrics = intake.metrics
+    metrics.submissions.labels(outcome="created").inc(created)
+    metrics.submissions.labels(outcome="duplicate").inc(duplicates)
+    metrics.submissions.labels(outcome="failed").inc(failed)
+    log_event(
+        logger,
+        logging.INFO,
+        "petition.batch_submitted",
+        received=len(answers),
+        created=created,
+        duplicates=duplicates,
+        failed=failed,
+        actor=intake.principal.name,
+        ms=_elapsed_ms(started),
+    )
+    return BatchOut(received=len(answers), created=created, duplicates=duplicates, failed=failed, items=answers)
+
+
+def readable(store: QueueStore, petition_id: int, principal: Principal) -> PetitionRecord:
+    """The petition, if it exists (404) and the caller may access its queue (403)."""
+    try:
+        petition = store.get(petition_id)
+    except PetitionNotFound as error:
+        raise not_found(petition_id) from error
+    check_queue_access(principal, petition.queue)
+    return petition
+
+
+def read(store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal) -> PetitionOut:
+    return petition_out(taxonomy, principal, readable(store, petition_id, principal))
+
+
+def route(
+    store: QueueStore,
+    taxonomy: Taxonomy,
+    petition_id: int,
+    principal: Principal,
+    department: str,
+    domain: str | None,
+    note: str | None,
+) -> PetitionOut:
+    """Confirm or correct the route; a correction is recorded as feedback for retraining."""
+    if department not in taxonomy.departments:
+        raise unknown_label("department", "部门", department, taxonomy.departments)
+    if domain is not None and domain not in taxonomy.domains:
+        raise unknown_label("domain", "领域", domain, taxonomy.domains)
+    with answering_store_errors(petition_id):
+        petition, correction = store.route(
+            petition_id, department, domain=domain, note=note, actor=principal.name, role=principal.role
+        )
+    log_event(
+        logger,
+        logging.INFO,
+        "petition.routed",
+        petition_id=petition_id,
+        department=department,
+        domain=petition.domain,
+        correction=correction,
+        actor=principal.name,
+    )
+    return petition_out(taxonomy, principal, petition)
+
+
+def close(
+    store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, resolution: str
+) -> PetitionOut:
+    readable(store, petition_id, principal)
+    with answering_store_errors(petition_id):
+        petition = store.close(petition_id, resolution.strip(), actor=principal.name, role=principal.role)
+    log_event(
+        logger, logging.INFO, "petition.closed", petition_id=petition_id, queue=petition.queue, actor=principal.name
+    )
+    return petition_out(taxonomy, principal, petition)

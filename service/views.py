@@ -1,0 +1,132 @@
+"""Turn predictions and store records into response schemas, and decide what a caller may see.
+
+Raw text is shown to clerks and admins, and to a department once the petition has been handed
+to it (a clerk confirmed the route, or the department claimed it). Before that a department
+sees only the masked text: a suggested route may still be wrong, and personal data should not
+reach the wrong department.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from model.classifier import HeadPrediction, Prediction
+from model.taxonomy import Taxonomy
+from service.auth import Permission, Principal
+from service.schemas import (
+    HeadOut,
+    HistoryOut,
+    LabelScoreOut,
+    LeaseOut,
+    PetitionOut,
+    PetitionSummaryOut,
+    PredictionOut,
+    RouteOut,
+    SubmitOut,
+    TermOut,
+)
+from store import MANUAL_TRIAGE, MANUAL_TRIAGE_NAME, Lease, PetitionRecord, PredictionDocument, prediction_document
+from store.rules import HeadDocument
+
+PREVIEW_CHARS = 80
+
+
+def head_out(taxonomy: Taxonomy, name: str, head: HeadDocument, threshold: float | None = None) -> HeadOut:
+    return HeadOut(
+        label=head["label"],
+        name=taxonomy.name(head["label"], name),
+        confidence=head["confidence"],
+        needs_review=head["needs_review"],
+        threshold=threshold,
+        ranking=[
+            LabelScoreOut(label=label, name=taxonomy.name(label, name), confidence=probability)
+            for label, probability in head["ranking"]
+        ],
+    )
+
+
+def prediction_out(
+    taxonomy: Taxonomy, document: PredictionDocument, model_version: str, thresholds: dict[str, float] | None = None
+) -> PredictionOut:
+    heads = document["heads"]
+    thresholds = thresholds or {}
+    department = heads.get("department")
+    return PredictionOut(
+        model_version=model_version,
+        domain=head_out(taxonomy, "domain", heads["domain"], thresholds.get("domain")),
+        department=(head_out(taxonomy, "department", department, thresholds.get("department")) if department else None),
+        needs_review=document["needs_review"],
+        explanation=[TermOut(term=term, weight=weight) for term, weight in document["explanation"]],
+    )
+
+
+def live_prediction_out(
+    taxonomy: Taxonomy, prediction: Prediction, model_version: str, thresholds: dict[str, float]
+) -> PredictionOut:
+    return prediction_out(taxonomy, prediction_document(prediction), model_version, thresholds)
+
+
+def may_see_text(principal: Principal, petition: PetitionRecord) -> bool:
+    if principal.can(Permission.SEE_TEXT):
+        return True
+    return petition.queue == principal.department and petition.handed_over_at is not None
+
+
+def lease_out(lease: Lease | None) -> LeaseOut | None:
+    if lease is None:
+        return None
+    return LeaseOut(owner=lease.owner, claimed_at=lease.claimed_at, expires_at=lease.expires_at)
+
+
+def _record_fields(petition: PetitionRecord, schema: type[BaseModel], **computed: Any) -> dict[str, Any]:
+    """The schema's fields taken from the record by name, plus those computed for this caller."""
+    values = {name: getattr(petition, name) for name in schema.model_fields if name not in computed}
+    return values | computed
+
+
+def petition_out(taxonomy: Taxonomy, principal: Principal, petition: PetitionRecord) -> PetitionOut:
+    visible = may_see_text(principal, petition)
+    return PetitionOut(
+        **_record_fields(
+            petition,
+            PetitionOut,
+            queue_name=queue_name(taxonomy, petition.queue),
+            text_visible=visible,
+            text=petition.text if visible else None,
+            resolution=petition.resolution if visible else None,
+            prediction=prediction_out(taxonomy, petition.prediction, petition.model_version),
+            route=RouteOut(**_record_fields(petition, RouteOut)),
+            lease=lease_out(petition.lease),
+            history=[HistoryOut.model_validate(entry, from_attributes=True) for entry in petition.history],
+        )
+    )
+
+
+def summary_out(petition: PetitionRecord) -> PetitionSummaryOut:
+    return PetitionSummaryOut(
+        **_record_fields(
+            petition, PetitionSummaryOut, preview=petition.masked_text[:PREVIEW_CHARS], lease=lease_out(petition.lease)
+        )
+    )
+
+
+def submit_out(taxonomy: Taxonomy, petition: PetitionRecord, created: bool) -> SubmitOut:
+    return SubmitOut(
+        **_record_fields(
+            petition,
+            SubmitOut,
+            created=created,
+            suggestion=prediction_out(taxonomy, petition.prediction, petition.model_version),
+        )
+    )
+
+
+def queue_name(taxonomy: Taxonomy, queue: str) -> str:
+    return MANUAL_TRIAGE_NAME if queue == MANUAL_TRIAGE else taxonomy.name(queue, "department")
+
+
+def head_summary(head: HeadPrediction) -> dict[str, Any]:
+    """Log fields for one head: label and confidence, never text."""
+    return {"label": head.label, "confidence": head.confidence}

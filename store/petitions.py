@@ -1,0 +1,515 @@
+"""The petition store: petitions, their queue state, history and routing feedback.
+
+`QueueStore` is the only code that touches the queue database. SQLite in WAL mode is the default;
+every write runs in `BEGIN IMMEDIATE`, so writers serialise and a method that returns has
+committed (a 201 means the row is on disk). The claim is written as "select the oldest claimable
+row FOR UPDATE SKIP LOCKED, then update it only if it is still claimable": on SQLite the write
+lock makes that atomic and SKIP LOCKED renders as nothing; on PostgreSQL the same statements give
+concurrent workers different rows without blocking each other.
+
+Raw petition text lives only in `petitions.text`; history and feedback hold masked text, ids,
+labels and notes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, case, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from model.taxonomy import load_taxonomy
+from model.text import prepare_text
+from store import rules
+from store.engine import make_engine
+from store.errors import IdempotencyConflict, PetitionClosed, PetitionNotFound, StoreError, UnknownQueue
+from store.migrations import migrate
+from store.records import Correction, HistoryEntry, PetitionRecord, QueueCounts, Submission, Submitted
+from store.schema import feedback, history, petitions
+from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Role, Status
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def known_queues() -> list[str]:
+    """Department ids of the taxonomy plus the manual triage queue, in taxonomy order."""
+    return [*load_taxonomy().departments, MANUAL_TRIAGE]
+
+
+def _with_state(now: datetime) -> Select[Any]:
+    """Petition rows plus their status and overdue flag as of `now` (the rules, evaluated in SQL)."""
+    return select(
+        petitions, rules.effective_status(now).label("effective_status"), rules.overdue(now).label("is_overdue")
+    )
+
+
+class QueueStore:
+    """Petitions and their routing queue. Thread-safe; one instance per process is enough.
+
+    Batch enqueue usage::
+
+        store = QueueStore(database_url)            # creates/migrates the schema
+        done = store.submit(Submission(text=..., channel=Channel.LETTER, prediction=model.predict([text])[0],
+                                       model_version=manifest.version, external_id="row-17", actor="batch"))
+        done.petition_id, done.created              # same id again for a repeated external_id
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        synchronous: str = "FULL",
+        due_days: int = 15,
+        run_migrations: bool = True,
+        queues: Sequence[str] | None = None,
+    ) -> None:
+        self.engine = make_engine(database_url, synchronous)
+        # SQLite has one writer at a time. Letting threads queue on this lock is far faster than letting
+        # them collide on BEGIN IMMEDIATE, whose busy handler sleeps and retries (up to 100 ms a time).
+        # Other processes on the same file still wait through the busy timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        )
+        self.due_days = due_days
+        self.queues: tuple[str, ...] = tuple(queues or known_queues())
+        if run_migrations:
+            migrate(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block exits without an exception."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read transaction (plain BEGIN on SQLite: readers never wait for the write lock)."""
+        with self.engine.connect().execution_options(triage_readonly=True) as conn, conn.begin():
+            yield conn
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        with self._read() as conn:
+            return bool(conn.execute(select(1)).scalar_one() == 1)
+
+    @staticmethod
+    def _load(conn: Connection, petition_id: int, now: datetime, with_history: bool) -> PetitionRecord:
+        row = conn.execute(_with_state(now).where(petitions.c.id == petition_id)).mappings().first()
+        if row is None:
+            raise PetitionNotFound(petition_id)
+        entries: tuple[HistoryEntry, ...] = ()
+        if with_history:
+            entries = tuple(
+                HistoryEntry.from_row(item)
+                for item in conn.execute(
+                    select(history).where(history.c.petition_id == petition_id).order_by(history.c.id)
+                ).mappings()
+            )
+        return PetitionRecord.from_row(row, entries)
+
+    def get(self, petition_id: int, *, with_history: bool = True, now: datetime | None = None) -> PetitionRecord:
+        with self._read() as conn:
+            return self._load(conn, petition_id, now or utcnow(), with_history)
+
+    def find(self, *, external_id: str | None = None, idempotency_key: str | None = None) -> int | None:
+        with self._read() as conn:
+            return self._find(conn, external_id, idempotency_key)
+
+    @staticmethod
+    def _find(conn: Connection, external_id: str | None, idempotency_key: str | None) -> int | None:
+        for column, value in (
+            (petitions.c.idempotency_key, idempotency_key),
+            (petitions.c.external_id, external_id),
+        ):
+            if value is not None:
+                found = conn.execute(select(petitions.c.id).where(column == value)).scalar()
+                if found is not None:
+                    return int(found)
+        return None
+
+    def queue_counts(self, now: datetime | None = None) -> dict[str, QueueCounts]:
+        """Per queue: queued, routed, claimed (live lease), overdue, open. Every known queue appears."""
+        now = now or utcnow()
+        status = rules.effective_status(now)
+
+        def count(condition: Any) -> Any:
+            return func.sum(case((condition, 1), else_=0))
+
+        stmt = (
+            select(
+                petitions.c.queue,
+                count(status == Status.QUEUED),
+                count(status == Status.ROUTED),
+                count(status == Status.CLAIMED),
+                count(rules.overdue(now)),
+                func.count(),
+            )
+            .where(petitions.c.status != Status.CLOSED)
+            .group_by(petitions.c.queue)
+        )
+        counts = {queue: QueueCounts() for queue in self.queues}
+        with self._read() as conn:
+            for queue, queued, routed, claimed, overdue, total in conn.execute(stmt):
+                counts[queue] = QueueCounts(
+                    queued=int(queued or 0),
+                    routed=int(routed or 0),
+                    claimed=int(claimed or 0),
+                    overdue=int(overdue or 0),
+                    open=int(total),
+                )
+        return counts
+
+    def list_queue(
+        self,
+        queue: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        status: Status | None = None,
+        now: datetime | None = None,
+    ) -> tuple[list[PetitionRecord], int]:
+        """Open petitions of one queue, oldest due first; returns (page, total)."""
+        self._check_queue(queue)
+        now = now or utcnow()
+        condition = and_(petitions.c.queue == queue, petitions.c.status != Status.CLOSED)
+        if status is not None:
+            condition = and_(condition, rules.effective_status(now) == status)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(petitions).where(condition)).scalar_one()
+            rows = (
+                conn.execute(
+                    _with_state(now)
+                    .where(condition)
+                    .order_by(petitions.c.due_at, petitions.c.id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+                .mappings()
+                .all()
+            )
+        return [PetitionRecord.from_row(row) for row in rows], int(total)
+
+    def feedback(self) -> list[Correction]:
+        """Routing corrections, oldest first: the retraining set (masked text, predicted vs corrected)."""
+        with self._read() as conn:
+            return [
+                Correction.from_row(row) for row in conn.execute(select(feedback).order_by(feedback.c.id)).mappings()
+            ]
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def _check_queue(self, queue: str) -> None:
+        if queue not in self.queues:
+            raise UnknownQueue(queue)
+
+    def submit(self, submission: Submission, now: datetime | None = None) -> Submitted:
+        """Store and enqueue one petition; idempotent on external_id and idempotency_key."""
+        return self.submit_many([submission], now)[0]
+
+    def submit_many(self, submissions: Sequence[Submission], now: datetime | None = None) -> list[Submitted]:
+        """Store several petitions in one transaction (one commit); duplicates return the original id.
+
+        Raises IdempotencyConflict (nothing stored) when a key is reused for a different text;
+        callers that want per-item outcomes use `submit_each`.
+        """
+        stamp = now or utcnow()
+        return self._retrying(lambda conn: [self._insert(conn, submission, stamp) for submission in submissions])
+
+    def submit_each(
+        self, submissions: Sequence[Submission], now: datetime | None = None
+    ) -> list[Submitted | StoreError]:
+        """Like submit_many, but a key conflict fails only its own item (one commit for the rest)."""
+        stamp = now or utcnow()
+
+        def insert_each(conn: Connection) -> list[Submitted | StoreError]:
+            outcomes: list[Submitted | StoreError] = []
+            for submission in submissions:
+                try:
+                    outcomes.append(self._insert(conn, submission, stamp))
+                except IdempotencyConflict as conflict:  # raised before any write of that item
+                    outcomes.append(conflict)
+            return outcomes
+
+        return self._retrying(insert_each)
+
+    def _retrying(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(2):
+            try:
+                with self._write() as conn:
+                    return work(conn)
+            except IntegrityError:
+                # Only reachable when another process inserted the same key between our lookup and
+                # insert (not on SQLite, whose write lock serialises both): the retry finds it.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _insert(self, conn: Connection, submission: Submission, now: datetime) -> Submitted:
+        text = submission.text.strip()
+        existing = self._find(conn, submission.external_id, submission.idempotency_key)
+        if existing is not None:
+            stored = conn.execute(select(petitions.c.text).where(petitions.c.id == existing)).scalar_one()
+            if stored != text:
+                raise IdempotencyConflict(existing)
+            return Submitted(existing, created=False)
+        channel = Channel(submission.channel)  # ValueError for an unknown channel
+        prediction = submission.prediction
+        received = submission.received_at or now
+        queue = rules.suggested_queue(prediction, self.queues)
+        department = prediction.heads.get("department")
+        domain = prediction.heads["domain"]
+        document = rules.prediction_document(prediction)
+        inserted = conn.execute(
+            petitions.insert().values(
+                external_id=submission.external_id,
+                idempotency_key=submission.idempotency_key,
+                text=text,
+                masked_text=prepare_text(text),
+                channel=channel,
+                received_at=received,
+                due_at=rules.due_at(received, self.due_days),
+                created_at=now,
+                updated_at=now,
+                created_by=submission.actor,
+                status=Status.QUEUED,
+                queue=queue,
+                model_version=submission.model_version,
+                predicted_domain=domain.label,
+                domain_confidence=domain.confidence,
+                predicted_department=department.label if department else None,
+                department_confidence=department.confidence if department else None,
+                needs_review=document["needs_review"],
+                prediction=document,
+                domain=domain.label,
+                department=department.label if department else None,
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        petition_id = int(inserted[0])
+        self._log(
+            conn,
+            petition_id,
+            now,
+            submission.actor,
+            submission.role,
+            Action.SUBMITTED,
+            None,
+            Status.QUEUED,
+            None,
+            queue,
+            details={
+                "model_version": submission.model_version,
+                "domain": domain.label,
+                "department": department.label if department else None,
+                "needs_review": document["needs_review"],
+            },
+        )
+        return Submitted(petition_id, created=True)
+
+    @staticmethod
+    def _log(
+        conn: Connection,
+        petition_id: int,
+        now: datetime,
+        actor: str,
+        role: Role,
+        action: Action,
+        from_status: Status | None,
+        to_status: Status | None,
+        from_queue: str | None,
+        to_queue: str | None,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            history.insert().values(
+                petition_id=petition_id,
+                at=now,
+                actor=actor,
+                role=role,
+                action=action,
+                from_status=from_status,
+                to_status=to_status,
+                from_queue=from_queue,
+                to_queue=to_queue,
+                note=note,
+                details=details or {},
+            )
+        )
+
+    def claim(
+        self, queue: str, worker: str, *, lease_seconds: int, role: Role = Role.SYSTEM, now: datetime | None = None
+    ) -> PetitionRecord | None:
+        """Hand the claimable petition due soonest to `worker` with a lease; None when the queue is empty.
+
+        Claimable: queued or routed, or claimed with an expired lease. Claiming from a department
+        queue counts as handing the petition over to that department (it stops the overdue clock).
+        """
+        self._check_queue(queue)
+        now = now or utcnow()
+        claimable = rules.claimable(queue, now)
+        while True:
+            with self._write() as conn:
+                row = (
+                    conn.execute(
+                        _with_state(now)
+                        .where(claimable)
+                        .order_by(petitions.c.due_at, petitions.c.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    return None
+                current = PetitionRecord.from_row(row)
+                values: dict[str, Any] = {
+                    "status": Status.CLAIMED,
+                    "lease_owner": worker,
+                    "claimed_at": now,
+                    "updated_at": now,
+                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                }
+                if rules.hands_over(queue) and current.handed_over_at is None:
+                    values["handed_over_at"] = now
+                changed = conn.execute(
+                    update(petitions).where(petitions.c.id == current.id, claimable).values(**values)
+                ).rowcount
+                if changed != 1:
+                    continue  # taken by a concurrent worker (PostgreSQL read committed): try the next one
+                details: dict[str, Any] = {"lease_seconds": lease_seconds}
+                if row["status"] == Status.CLAIMED:
+                    details["expired_lease_of"] = current.lease_owner
+                self._log(
+                    conn,
+                    current.id,
+                    now,
+                    worker,
+                    role,
+                    Action.CLAIMED,
+                    current.status,
+                    Status.CLAIMED,
+                    queue,
+                    queue,
+                    details=details,
+                )
+            return self.get(current.id, now=now)
+
+    def _transition(
+        self,
+        conn: Connection,
+        current: PetitionRecord,
+        status: Status,
+        action: Action,
+        actor: str,
+        role: Role,
+        now: datetime,
+        *,
+        to_queue: str | None = None,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> None:
+        """Move a petition to `status` (and `to_queue`), releasing any lease, and record it in the history."""
+        queue = to_queue or current.queue
+        conn.execute(
+            update(petitions)
+            .where(petitions.c.id == current.id)
+            .values(status=status, queue=queue, updated_at=now, lease_owner=None, lease_expires_at=None, **values)
+        )
+        self._log(
+            conn, current.id, now, actor, role, action, current.status, status, current.queue, queue, note, details
+        )
+
+    def _open_for_update(self, conn: Connection, petition_id: int, now: datetime) -> PetitionRecord:
+        current = self._load(conn, petition_id, now, with_history=False)
+        if current.status == Status.CLOSED:
+            raise PetitionClosed(petition_id)
+        return current
+
+    def route(
+        self,
+        petition_id: int,
+        department: str,
+        *,
+        domain: str | None = None,
+        note: str | None = None,
+        actor: str,
+        role: Role,
+        now: datetime | None = None,
+    ) -> tuple[PetitionRecord, bool]:
+        """Confirm or correct the route; returns (petition, was_correction). Corrections become feedback."""
+        self._check_queue(department)
+        if department == MANUAL_TRIAGE:
+            raise UnknownQueue(department)
+        now = now or utcnow()
+        with self._write() as conn:
+            current = self._open_for_update(conn, petition_id, now)
+            new_domain = domain or current.domain
+            correction = department != current.predicted_department or new_domain != current.predicted_domain
+            self._transition(
+                conn,
+                current,
+                Status.ROUTED,
+                Action.CORRECTED if correction else Action.ROUTED,
+                actor,
+                role,
+                now,
+                to_queue=department,
+                note=note,
+                details={"department": department, "domain": new_domain, "correction": correction},
+                department=department,
+                domain=new_domain,
+                routed_at=now,
+                routed_by=actor,
+                handed_over_at=func.coalesce(petitions.c.handed_over_at, now),
+            )
+            if correction:
+                conn.execute(
+                    feedback.insert().values(
+                        petition_id=petition_id,
+                        created_at=now,
+                        actor=actor,
+                        masked_text=current.masked_text,
+                        model_version=current.model_version,
+                        predicted_domain=current.predicted_domain,
+                        predicted_department=current.predicted_department,
+                        corrected_domain=new_domain,
+                        corrected_department=department,
+                    )
+                )
+        return self.get(petition_id, now=now), correction
+
+    def close(
+        self, petition_id: int, resolution: str, *, actor: str, role: Role, now: datetime | None = None
+    ) -> PetitionRecord:
+        now = now or utcnow()
+        with self._write() as conn:
+            current = self._open_for_update(conn, petition_id, now)
+            self._transition(
+                conn,
+                current,
+                Status.CLOSED,
+                Action.CLOSED,
+                actor,
+                role,
+                now,
+                resolution=resolution,
+                closed_at=now,
+                closed_by=actor,
+            )
+        return self.get(petition_id, now=now)

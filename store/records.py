@@ -1,0 +1,178 @@
+"""Typed records going into and coming out of the store (frozen dataclasses, no bare row dicts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from model.classifier import Prediction
+from store.rules import PredictionDocument
+from store.vocabulary import Action, Channel, Role, Status
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One petition to store; `prediction` is what the model said about `text`."""
+
+    text: str
+    channel: Channel
+    prediction: Prediction
+    model_version: str
+    received_at: datetime | None = None
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    actor: str = "system"
+    role: Role = Role.SYSTEM
+
+
+@dataclass(frozen=True)
+class Submitted:
+    petition_id: int
+    created: bool  # False: an earlier petition with the same external id / idempotency key
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    petition_id: int
+    at: datetime
+    actor: str
+    role: Role
+    action: Action
+    from_status: Status | None
+    to_status: Status | None
+    from_queue: str | None
+    to_queue: str | None
+    note: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> HistoryEntry:
+        return cls(
+            id=row["id"],
+            petition_id=row["petition_id"],
+            at=row["at"],
+            actor=row["actor"],
+            role=Role(row["role"]),
+            action=Action(row["action"]),
+            from_status=_status(row["from_status"]),
+            to_status=_status(row["to_status"]),
+            from_queue=row["from_queue"],
+            to_queue=row["to_queue"],
+            note=row["note"],
+            details=row["details"] or {},
+        )
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str
+    claimed_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PetitionRecord:
+    """A stored petition as seen at the moment it was read.
+
+    `status` and `overdue` are evaluated by the database at read time (see store/rules.py): a claim
+    whose lease has run out reads as queued (or routed) again.
+    """
+
+    id: int
+    external_id: str | None
+    idempotency_key: str | None
+    text: str
+    masked_text: str
+    channel: Channel
+    received_at: datetime
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    status: Status
+    overdue: bool
+    queue: str
+    model_version: str
+    predicted_domain: str
+    domain_confidence: float
+    predicted_department: str | None
+    department_confidence: float | None
+    needs_review: bool
+    prediction: PredictionDocument
+    domain: str | None
+    department: str | None
+    routed_at: datetime | None
+    routed_by: str | None
+    handed_over_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    claimed_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    resolution: str | None
+    history: tuple[HistoryEntry, ...] = field(default=())
+
+    @property
+    def lease(self) -> Lease | None:
+        """The live lease, if the petition is claimed right now."""
+        if self.status != Status.CLAIMED or self.lease_owner is None:
+            return None
+        assert self.claimed_at is not None and self.lease_expires_at is not None
+        return Lease(self.lease_owner, self.claimed_at, self.lease_expires_at)
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any], history: tuple[HistoryEntry, ...] = ()) -> PetitionRecord:
+        """From a row selected with the `effective_status` and `is_overdue` columns (see QueueStore)."""
+        values = {name: row[name] for name in _PETITION_COLUMNS}
+        values.update(
+            channel=Channel(row["channel"]),
+            status=Status(row["effective_status"]),
+            overdue=bool(row["is_overdue"]),
+            needs_review=bool(row["needs_review"]),
+            history=history,
+        )
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A clerk's correction of the model's route: one labelled example for retraining (masked text)."""
+
+    id: int
+    petition_id: int
+    created_at: datetime
+    actor: str
+    masked_text: str
+    model_version: str
+    predicted_domain: str
+    predicted_department: str | None
+    corrected_domain: str
+    corrected_department: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Correction:
+        return cls(**{item.name: row[item.name] for item in fields(cls)})
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Open petitions of one queue by effective status, plus how many are overdue."""
+
+    queued: int = 0
+    routed: int = 0
+    claimed: int = 0
+    overdue: int = 0
+    open: int = 0
+
+
+def _status(value: str | None) -> Status | None:
+    return None if value is None else Status(value)
+
+
+# Columns copied as they are; channel, status and overdue are converted, history is loaded separately.
+_PETITION_COLUMNS = tuple(
+    item.name for item in fields(PetitionRecord) if item.name not in {"status", "overdue", "history"}
+)
