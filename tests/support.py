@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 
 import httpx
+
+
+def server_command(port: int, *extra: str) -> list[str]:
+    """The service on loopback, as `make run` would start it (uvicorn with the app factory)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "service.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
 
 
 def free_port() -> int:

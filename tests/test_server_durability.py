@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import free_port, wait_ready
+from tests.support import free_port, server_command, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = {"X-API-Key": "dev-clerk"}
@@ -33,17 +32,7 @@ def start_server(registry: Path, database: Path, port: int, log: Path) -> subpro
     env.pop("TRIAGE_API_KEYS", None)  # the documented development keys
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "service.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            server_command(port),
             cwd=ROOT,
             env=env,
             stdout=sink,
