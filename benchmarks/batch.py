@@ -142,7 +142,7 @@ def profile(source: Path, rows: int, registry: Path) -> None:
         "text preparation (normalise, mask)": cumulative[("text.py", "prepare_text")],
         "jieba segmentation": cumulative[("tokenize.py", "__call__")],
         "TF-IDF vectorising": cumulative[("pipeline.py", "transform")] - cumulative[("features.py", "transform")],
-        "classifier + calibration": cumulative[("calibration.py", "predict_proba")],
+        "classifier + calibration": cumulative[("heads.py", "predict_proba")],
     }
     print(f"\nprofile of {len(items)} rows in-process ({total:.1f}s under the profiler):")
     for name, seconds in stages.items():

@@ -1,12 +1,15 @@
-"""The triage model: shared text features feeding calibrated linear heads.
+"""The triage model: shared text features feeding calibrated linear heads, decoded jointly.
 
 One head predicts the domain, an optional second head the responsible
-department. Each head is a LinearSVC wrapped in cross-validated calibration
-(sigmoid by default: it scored higher than temperature scaling in 5-fold CV on
-real messages, 0.890 vs 0.882 macro-F1, at the cost of some under-confidence
-that the reliability diagram in every report shows), and its weights give
-honest per-term explanations. Abstention thresholds are chosen on out-of-fold
-predictions of the training data, never on the data used to report results.
+department. Each head is a LinearSVC wrapped in cross-validated sigmoid
+calibration; its weights give honest per-term explanations. With both heads,
+the two distributions are decoded jointly over the (domain, department) pairs
+seen in training, so a suggestion never pairs a domain with a department that
+does not own such work (on the real-text dev set this raised department top-1
+by about 1.5 points). Abstention thresholds are chosen on out-of-fold
+predictions of the training data for a precision target per head; the targets
+are strict because real petitions are harder than the hand-written corpus
+(see `DEFAULT_TARGETS`).
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
-from sklearn.base import BaseEstimator, clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.svm import LinearSVC
+from sklearn.base import BaseEstimator
 
 from model.features import attach_vocabularies, build_features, detach_vocabularies
+from model.heads import PlattLinearHead
 from model.thresholds import choose_threshold, coverage_precision
 
 HEADS = ("domain", "department")
 MIN_EXAMPLES_PER_LABEL = 2
+# Out-of-fold precision targets on the training corpus. Corpus text is easier than real
+# petitions: on the real-text dev set, a 0.95 target kept only ~0.81 of its promise, so the
+# targets are set where the dev set's auto-routed precision reaches 0.90 (department) and 0.95
+# (domain). `benchmarks/real_data.py` prints the curve that chose them.
+DEFAULT_DOMAIN_TARGET = 0.985
+DEFAULT_DEPARTMENT_TARGET = 0.985
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def _folds(labels: np.ndarray, wanted: int) -> int:
 
 
 class TriageModel(BaseEstimator):
-    """Two-head petition classifier with calibrated probabilities and abstention.
+    """Two-head petition classifier with calibrated probabilities, joint decoding and abstention.
 
     Parameters mirror the pieces they configure; `fit(X, y)` takes raw texts and
     `y` of shape (n,) for one head (domain) or (n, 2) for domain and department.
@@ -76,10 +83,10 @@ class TriageModel(BaseEstimator):
         char_ngram_range: tuple[int, int] = (1, 3),
         lead_tokens: int = 20,
         min_df: int = 2,
-        calibration: str = "sigmoid",
         calibration_folds: int = 5,
-        threshold_folds: int = 5,
-        target_precision: float = 0.95,
+        domain_target_precision: float = DEFAULT_DOMAIN_TARGET,
+        department_target_precision: float = DEFAULT_DEPARTMENT_TARGET,
+        joint_decoding: bool = True,
         random_state: int = 0,
     ) -> None:
         self.C = C
@@ -87,15 +94,17 @@ class TriageModel(BaseEstimator):
         self.char_ngram_range = char_ngram_range
         self.lead_tokens = lead_tokens
         self.min_df = min_df
-        self.calibration = calibration
         self.calibration_folds = calibration_folds
-        self.threshold_folds = threshold_folds
-        self.target_precision = target_precision
+        self.domain_target_precision = domain_target_precision
+        self.department_target_precision = department_target_precision
+        self.joint_decoding = joint_decoding
         self.random_state = random_state
 
-    def _head(self, labels: np.ndarray) -> CalibratedClassifierCV:
-        folds = StratifiedKFold(_folds(labels, self.calibration_folds), shuffle=True, random_state=self.random_state)
-        return CalibratedClassifierCV(LinearSVC(C=self.C), method=self.calibration, cv=folds, ensemble=False)
+    def _head(self, labels: np.ndarray) -> PlattLinearHead:
+        return PlattLinearHead(C=self.C, folds=_folds(labels, self.calibration_folds), random_state=self.random_state)
+
+    def _target(self, head: str) -> float:
+        return self.domain_target_precision if head == "domain" else self.department_target_precision
 
     def fit(self, X: Sequence[str], y: ArrayLike) -> TriageModel:
         targets = np.asarray(y, dtype=object)
@@ -104,8 +113,9 @@ class TriageModel(BaseEstimator):
         if targets.shape[0] != len(X):
             raise ValueError(f"{len(X)} texts but {targets.shape[0]} label rows")
         self.head_names_ = list(HEADS[: targets.shape[1]])
-        for index in range(targets.shape[1]):
-            _folds(targets[:, index].astype(str), self.calibration_folds)  # fail before the costly part
+        labels = {name: targets[:, index].astype(str) for index, name in enumerate(self.head_names_)}
+        for values in labels.values():
+            _folds(values, self.calibration_folds)  # fail before the costly part
         self.features_ = build_features(
             word_ngram_range=self.word_ngram_range,
             char_ngram_range=self.char_ngram_range,
@@ -113,29 +123,60 @@ class TriageModel(BaseEstimator):
             min_df=self.min_df,
         )
         matrix = self.features_.fit_transform(list(X))
-        self.heads_: dict[str, CalibratedClassifierCV] = {}
+        self.pairs_ = self._observed_pairs(labels)
+        self.heads_: dict[str, PlattLinearHead] = {
+            name: self._head(values).fit(matrix, values) for name, values in labels.items()
+        }
+        # Thresholds come from out-of-fold predictions, decoded exactly as at prediction time.
+        out_of_fold = self._decode({name: head.out_of_fold_proba_ for name, head in self.heads_.items()})
         self.thresholds_: dict[str, float] = {}
         self.validation_: dict[str, dict[str, float]] = {}
-        for index, name in enumerate(self.head_names_):
-            labels = targets[:, index].astype(str)
-            head = self._head(labels)
-            outer = StratifiedKFold(
-                _folds(labels, self.threshold_folds), shuffle=True, random_state=self.random_state + 1
-            )
-            oof = cross_val_predict(clone(head), matrix, labels, cv=outer, method="predict_proba")
-            classes = np.unique(labels)
-            confidence = oof.max(axis=1)
-            correct = classes[oof.argmax(axis=1)] == labels
-            threshold = choose_threshold(confidence, correct, self.target_precision)
+        for name, values in labels.items():
+            classes = self.heads_[name].classes_
+            confidence = out_of_fold[name].max(axis=1)
+            correct = classes[out_of_fold[name].argmax(axis=1)] == values
+            threshold = choose_threshold(confidence, correct, self._target(name))
             coverage, precision = coverage_precision(confidence, correct, threshold)
             self.thresholds_[name] = threshold
             self.validation_[name] = {
                 "out_of_fold_accuracy": float(correct.mean()),
+                "target_precision": self._target(name),
                 "coverage_at_threshold": coverage,
                 "precision_at_threshold": precision,
             }
-            self.heads_[name] = head.fit(matrix, labels)
+        for head in self.heads_.values():
+            del head.out_of_fold_proba_  # training-time only; not persisted
         return self
+
+    def _observed_pairs(self, labels: dict[str, np.ndarray]) -> np.ndarray | None:
+        """(domain x department) 0/1 matrix of pairs seen in training; None with one head or no joint decoding."""
+        if not self.joint_decoding or len(labels) < 2:
+            return None
+        domains, departments = np.unique(labels["domain"]), np.unique(labels["department"])
+        pairs = np.zeros((len(domains), len(departments)))
+        pairs[np.searchsorted(domains, labels["domain"]), np.searchsorted(departments, labels["department"])] = 1.0
+        return pairs
+
+    def _decode(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Joint decoding: P(d, p) proportional to P(d) P(p) over observed pairs, then both marginals.
+
+        A row whose two heads agree on no observed pair keeps its independent probabilities.
+        """
+        pairs = getattr(self, "pairs_", None)
+        if pairs is None or "department" not in proba:
+            return proba
+        joint = proba["domain"][:, :, None] * proba["department"][:, None, :] * pairs[None]
+        total = joint.sum(axis=(1, 2))
+        decodable = total > 0
+        decoded = {name: values.copy() for name, values in proba.items()}
+        joint = joint[decodable] / total[decodable, None, None]
+        decoded["domain"][decodable] = joint.sum(axis=2)
+        decoded["department"][decodable] = joint.sum(axis=1)
+        return decoded
+
+    def head_probabilities(self, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+        """Decoded class probabilities of every head for feature rows (columns in `classes(head)` order)."""
+        return self._decode({name: head.predict_proba(matrix) for name, head in self.heads_.items()})
 
     def __getstate__(self) -> dict[str, object]:
         """Vocabularies travel as term arrays: persisted dicts of ~10^5 entries make loading slow."""
@@ -163,19 +204,17 @@ class TriageModel(BaseEstimator):
         return self.features_.transform(list(X))
 
     def predict_proba(self, X: Sequence[str], head: str = "domain") -> np.ndarray:
-        return self.heads_[head].predict_proba(self.transform(X))
+        return self.head_probabilities(self.transform(X))[head]
 
     def _weights(self, head: str) -> np.ndarray:
-        """Per-class term weights of the head's LinearSVC (calibration is monotone, so ranks hold)."""
-        return self.heads_[head].calibrated_classifiers_[0].estimator.coef_
+        """Per-class term weights of the head's LinearSVC (each class's sigmoid is monotone in its score)."""
+        return self.heads_[head].coef_
 
     def explain(self, row: sparse.csr_matrix, head: str, label: str, top: int = 8) -> list[tuple[str, float]]:
         """Terms of one document that pushed it most toward `label`, strongest first."""
         weights = self._weights(head)
         classes = self.classes(head)
-        class_weights = (
-            weights[0] * (1 if label == classes[1] else -1) if len(classes) == 2 else (weights[classes.index(label)])
-        )
+        class_weights = weights[classes.index(label)]
         row = row.tocsr()
         contributions = row.data * class_weights[row.indices]
         order = np.argsort(-contributions)
@@ -194,7 +233,7 @@ class TriageModel(BaseEstimator):
     def predict(self, X: Sequence[str], explain: bool = True, top: int = 3) -> list[Prediction]:
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
         matrix = self.transform(X)
-        per_head: dict[str, np.ndarray] = {name: head.predict_proba(matrix) for name, head in self.heads_.items()}
+        per_head = self.head_probabilities(matrix)
         classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
         for row_index in range(matrix.shape[0]):

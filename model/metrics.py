@@ -68,10 +68,10 @@ def head_metrics(proba: np.ndarray, classes: Sequence[str], truth: Sequence[str]
 
 def evaluate_model(model: Any, texts: Sequence[str], targets: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """Metrics for every head of `model` that has truth in `targets` (head name -> labels)."""
-    matrix = model.transform(texts)
+    probabilities = model.head_probabilities(model.transform(texts))
     results: dict[str, Any] = {}
     for name in model.head_names_:
         if name in targets:
-            proba = model.heads_[name].predict_proba(matrix)
+            proba = probabilities[name]
             results[name] = head_metrics(proba, model.classes(name), targets[name], model.thresholds_[name])
     return results

@@ -29,10 +29,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "model.features.PetitionTokenizer",
     "model.features.join_tokens",
     "model.features.split_tokens",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.calibration._TemperatureScaling",
-    "sklearn.model_selection._split.StratifiedKFold",
+    "model.heads.PlattLinearHead",
 )
 
 

@@ -11,7 +11,7 @@ from training.dataset import load_corpus
 from training.train import TrainResult, train_and_register
 
 # Fewer folds than the default keeps the session fast; the pipeline is otherwise the shipped one.
-FAST_PARAMS = {"calibration_folds": 3, "threshold_folds": 3}
+FAST_PARAMS = {"calibration_folds": 3}
 
 
 @pytest.fixture(scope="session")

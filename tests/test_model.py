@@ -68,7 +68,7 @@ def test_thresholds_were_chosen_out_of_fold_for_the_target(trained: TrainResult)
 def test_one_head_model_for_a_custom_label_set() -> None:
     corpus = load_corpus().subset("test")
     labels = ["money" if label in {"finance", "prepaid"} else "not_money" for label in corpus.labels]
-    model = TriageModel(calibration_folds=2, threshold_folds=2).fit(corpus.texts, labels)
+    model = TriageModel(calibration_folds=2).fit(corpus.texts, labels)
     assert model.head_names_ == ["domain"] and model.classes("domain") == ["money", "not_money"]
     assert model.predict(["P2P平台暴雷，我投的二十万取不出来"])[0].heads["domain"].label == "money"
 

@@ -15,6 +15,11 @@ from training.io import InputError, read_rows, require_columns
 CORPUS_PATH = Path(__file__).resolve().parents[1] / "data" / "petitions.jsonl"
 
 
+def real_text_record_path() -> Path:
+    """Dev-set figures of the default configuration, written by `benchmarks/real_data.py --record`."""
+    return corpus_path().with_name("real_text_evaluation.json")
+
+
 def corpus_path() -> Path:
     """Where the default corpus is read from: TRIAGE_CORPUS, else the checkout's data/petitions.jsonl."""
     configured = os.environ.get("TRIAGE_CORPUS")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from batch.classify import Summary as ClassifySummary
 from batch.results import Result
-from model.classifier import TriageModel
+from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, TriageModel
 from model.persistence import Manifest, ModelLoadError, load_model, verify_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import load_taxonomy
@@ -87,7 +87,15 @@ def train(
     encoding: EncodingOption = None,
     skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows instead of stopping")] = False,
     holdout: Annotated[float, typer.Option(help="无预设划分时的留出比例 / held-out share when no split column")] = 0.2,
-    target_precision: Annotated[float, typer.Option(help="自动分流目标准确率 / auto-route precision")] = 0.95,
+    domain_target: Annotated[
+        float, typer.Option(help="领域自动分流的目标准确率（交叉验证）/ out-of-fold precision target, domain")
+    ] = DEFAULT_DOMAIN_TARGET,
+    department_target: Annotated[
+        float, typer.Option(help="部门自动分流的目标准确率（交叉验证）/ out-of-fold precision target, department")
+    ] = DEFAULT_DEPARTMENT_TARGET,
+    refit: Annotated[
+        bool, typer.Option(help="评估后用全部数据重新训练 / refit the shipped model on every row after the report")
+    ] = True,
     registry: RegistryOption = None,
 ) -> None:
     """训练模型 / Train a model and add it to the registry (default: the corpus in data/)."""
@@ -97,7 +105,7 @@ def train(
     labelled = load_data(data, columns, encoding, skip_invalid)
     typer.echo(f"数据 / data: {len(labelled)} rows, labels {labelled.distribution()}", err=True)
     started = time.perf_counter()
-    stages = tqdm(total=4, desc="训练 / training", unit="step", file=sys.stderr)
+    stages = tqdm(total=5 if refit else 4, desc="训练 / training", unit="step", file=sys.stderr)
 
     def step(name: str) -> None:
         stages.set_postfix_str(name)
@@ -105,9 +113,8 @@ def train(
             stages.update(1)
 
     try:
-        result = train_and_register(
-            labelled, registry_from(registry), {"target_precision": target_precision}, holdout, step=step
-        )
+        params = {"domain_target_precision": domain_target, "department_target_precision": department_target}
+        result = train_and_register(labelled, registry_from(registry), params, holdout, step=step, refit=refit)
     except ValueError as error:
         raise fail(str(error)) from error
     finally:
