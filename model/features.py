@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from model.text import prepare_text
-from model.tokenize import JiebaTokenizer
+from model.tokenize import DEFAULT_SEGMENTER, PetitionSegmenter, Segmenter
 
 TOKEN_SEPARATOR = "\t"
 
@@ -46,15 +46,24 @@ class LeadText:
 class PetitionTokenizer(TransformerMixin, BaseEstimator):
     """Prepares (normalise + mask) and segments raw petitions into tab-joined tokens."""
 
-    def __init__(self, hmm: bool = True) -> None:
+    def __init__(self, hmm: bool = True, segmenter: str = DEFAULT_SEGMENTER.value) -> None:
         self.hmm = hmm
+        self.segmenter = segmenter
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("segmenter", Segmenter.JIEBA.value)  # files from before the setting used jieba
+        super().__setstate__(state)
 
     def fit(self, X: Iterable[str], y: object = None) -> PetitionTokenizer:
         return self
 
+    def tokens(self, X: Iterable[str]) -> list[list[str]]:
+        """Each text prepared and segmented into its token list."""
+        tokenizer = PetitionSegmenter(self.segmenter, hmm=self.hmm)
+        return [tokenizer(prepare_text(text)) for text in X]
+
     def transform(self, X: Iterable[str]) -> list[str]:
-        tokenizer = JiebaTokenizer(hmm=self.hmm)
-        return [TOKEN_SEPARATOR.join(tokenizer(prepare_text(text))) for text in X]
+        return [TOKEN_SEPARATOR.join(tokens) for tokens in self.tokens(X)]
 
 
 def build_vectorizer(
@@ -90,9 +99,11 @@ def build_vectorizer(
     return FeatureUnion([("word", word), ("char", char), ("lead", lead)])
 
 
-def build_features(**vectorizer_params: Any) -> Pipeline:
+def build_features(segmenter: str = DEFAULT_SEGMENTER.value, **vectorizer_params: Any) -> Pipeline:
     """Raw text in, sparse TF-IDF matrix out."""
-    return Pipeline([("tokens", PetitionTokenizer()), ("tfidf", build_vectorizer(**vectorizer_params))])
+    return Pipeline(
+        [("tokens", PetitionTokenizer(segmenter=segmenter)), ("tfidf", build_vectorizer(**vectorizer_params))]
+    )
 
 
 def detach_vocabularies(features: Pipeline) -> tuple[Pipeline, dict[str, np.ndarray]]:

@@ -1,0 +1,256 @@
+"""The compiled prediction path: the fitted pipeline turned into arrays once, at load.
+
+scikit-learn's per-call machinery (parameter and input validation, three vectorisers each
+rebuilding n-grams in Python, a dense copy of the weights per call) cost about six times the
+segmentation of a 500-character petition. Here each document is segmented once; word columns
+come from one dict lookup per token, and character n-grams are integer keys (code points
+packed 21 bits each) looked up in sorted key arrays with one `searchsorted` per batch. The
+TF-IDF arithmetic is the vectorisers' own, in the same order (and the same L2 kernel), so
+the matrix equals scikit-learn's bit for bit and so do the scores. Training keeps
+scikit-learn; `tests/test_compiled.py` compares the two paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
+
+from model.features import LeadText, PetitionTokenizer, join_tokens, split_tokens
+from model.text import prepare_text
+from model.tokenize import PetitionSegmenter
+
+CODE_BITS = np.uint64(21)  # every code point is below 2**21; three fit in a uint64 key
+_WHITESPACES = re.compile(r"(?u)\s\s+")  # what scikit-learn's char analyzer collapses first
+
+
+class CompileError(ValueError):
+    """The fitted pipeline uses an option the compiled path does not reproduce."""
+
+
+def code_points(text: str) -> np.ndarray:
+    """Code points plus one (so no key of a longer n-gram equals a shorter one's), as uint64."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + np.uint64(1)
+
+
+def ngram_keys(codes: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Keys of every character n-gram with low <= n <= high, each n-gram packed into one integer."""
+    parts: list[np.ndarray] = []
+    keys = codes
+    for n in range(1, min(high, len(codes)) + 1):
+        if n > 1:
+            keys = (keys[:-1] << CODE_BITS) | codes[n - 1 :]
+        if n >= low:
+            parts.append(keys)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+
+
+def _term_keys(terms: Sequence[str]) -> np.ndarray:
+    """The key of each term (vocabulary terms of one char vectoriser), computed by term length."""
+    keys = np.empty(len(terms), dtype=np.uint64)
+    lengths = np.fromiter((len(term) for term in terms), dtype=np.int64, count=len(terms))
+    for length in np.unique(lengths):
+        where = np.flatnonzero(lengths == length)
+        codes = code_points("".join(terms[int(i)] for i in where)).reshape(len(where), int(length))
+        packed = codes[:, 0].copy()
+        for column in range(1, int(length)):
+            packed = (packed << CODE_BITS) | codes[:, column]
+        keys[where] = packed
+    return keys
+
+
+@dataclass(frozen=True)
+class NgramTable:
+    """A character n-gram vocabulary as sorted integer keys and their matrix columns."""
+
+    keys: np.ndarray
+    columns: np.ndarray
+    low: int
+    high: int
+
+    @classmethod
+    def build(cls, vocabulary: dict[str, int], offset: int, ngram_range: tuple[int, int]) -> NgramTable:
+        terms = list(vocabulary)
+        keys = _term_keys(terms)
+        columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms)) + offset
+        order = np.argsort(keys)
+        return cls(keys[order], columns[order], ngram_range[0], ngram_range[1])
+
+    def keys_of(self, text: str) -> np.ndarray:
+        return ngram_keys(code_points(_WHITESPACES.sub(" ", text)), self.low, self.high)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Columns of the keys found in the vocabulary (unknown n-grams are dropped)."""
+        if not len(self.keys) or not len(keys):
+            return np.empty(0, dtype=np.int64)
+        position = np.searchsorted(self.keys, keys)
+        position[position == len(self.keys)] = 0
+        return self.columns[position[self.keys[position] == keys]]
+
+
+@dataclass(frozen=True)
+class _WordBlock:
+    vocabulary: dict[str, int]
+    ngram_range: tuple[int, int]
+
+    def columns(self, tokens: list[str]) -> list[int]:
+        low, high = self.ngram_range
+        get = self.vocabulary.get
+        found = [get(token, -1) for token in tokens] if low == 1 else []
+        for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            found += [get(" ".join(tokens[i : i + n]), -1) for i in range(len(tokens) - n + 1)]
+        return found
+
+
+@dataclass(frozen=True)
+class _CharBlock:
+    table: NgramTable
+    text: Callable[[list[str]], str]
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """CSR-shaped arrays for scikit-learn's L2 kernel, which reads exactly these four attributes."""
+
+    data: np.ndarray
+    shape: tuple[int, int]
+    indices: np.ndarray
+    indptr: np.ndarray
+
+
+def _lead_text(tokens: int) -> Callable[[list[str]], str]:
+    return lambda words: "".join(words[:tokens])
+
+
+def _check_vectorizer(name: str, vectorizer: TfidfVectorizer) -> None:
+    """The options `features.build_vectorizer` leaves at their defaults must still be the defaults."""
+    expected: dict[str, Any] = {
+        "norm": "l2",
+        "use_idf": True,
+        "binary": False,
+        "stop_words": None,
+        "max_features": None,
+        "dtype": np.float64,
+        "input": "content",
+        "vocabulary": None,
+        "strip_accents": None,
+    }
+    for option, value in expected.items():
+        if getattr(vectorizer, option) != value:
+            raise CompileError(f"vectoriser {name!r}: {option}={getattr(vectorizer, option)!r} is not compiled")
+
+
+def _block(name: str, vectorizer: TfidfVectorizer, offset: int) -> _WordBlock | _CharBlock:
+    _check_vectorizer(name, vectorizer)
+    vocabulary = {term: offset + index for term, index in vectorizer.vocabulary_.items()}
+    analyzer, preprocessor = vectorizer.analyzer, vectorizer.preprocessor
+    if analyzer is split_tokens or (analyzer == "word" and vectorizer.tokenizer is split_tokens):
+        if analyzer == "word" and vectorizer.lowercase:
+            raise CompileError(f"vectoriser {name!r}: lowercase word n-grams are not compiled")
+        return _WordBlock(vocabulary, (1, 1) if analyzer is split_tokens else vectorizer.ngram_range)
+    if analyzer == "char" and (preprocessor is join_tokens or isinstance(preprocessor, LeadText)):
+        if vectorizer.ngram_range[1] * int(CODE_BITS) > 64:
+            raise CompileError(f"vectoriser {name!r}: n-grams longer than 3 characters do not fit one key")
+        text = _lead_text(preprocessor.tokens) if isinstance(preprocessor, LeadText) else "".join
+        return _CharBlock(NgramTable.build(vectorizer.vocabulary_, offset, vectorizer.ngram_range), text)
+    raise CompileError(f"vectoriser {name!r}: analyzer {analyzer!r} with {preprocessor!r} is not compiled")
+
+
+@dataclass(frozen=True)
+class CompiledFeatures:
+    """Raw texts to the same TF-IDF matrix as the fitted `features.build_features` pipeline."""
+
+    segmenter: PetitionSegmenter
+    blocks: tuple[_WordBlock | _CharBlock, ...]
+    offsets: np.ndarray  # first column of each block, plus the total
+    idf: np.ndarray
+    sublinear: np.ndarray  # per block
+    terms: np.ndarray  # term of every column, for explanations
+
+    @classmethod
+    def build(cls, features: Pipeline) -> CompiledFeatures:
+        tokenizer = features.named_steps["tokens"]
+        if not isinstance(tokenizer, PetitionTokenizer):
+            raise CompileError(f"unknown tokenizer step {tokenizer!r}")
+        union = features.named_steps["tfidf"]
+        if union.transformer_weights is not None:
+            raise CompileError("weighted feature unions are not compiled")
+        blocks: list[_WordBlock | _CharBlock] = []
+        offsets, idf, sublinear, terms = [0], [], [], []
+        for name, vectorizer in union.transformer_list:
+            blocks.append(_block(name, vectorizer, offsets[-1]))
+            offsets.append(offsets[-1] + len(vectorizer.vocabulary_))
+            idf.append(vectorizer.idf_)
+            sublinear.append(bool(vectorizer.sublinear_tf))
+            names = np.empty(len(vectorizer.vocabulary_), dtype=object)
+            for term, index in vectorizer.vocabulary_.items():
+                names[index] = term
+            terms.append(names)
+        return cls(
+            PetitionSegmenter(tokenizer.segmenter, hmm=tokenizer.hmm),
+            tuple(blocks),
+            np.asarray(offsets, dtype=np.int64),
+            np.concatenate(idf).astype(np.float64),
+            np.asarray(sublinear),
+            np.concatenate(terms),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return int(self.offsets[-1])
+
+    def tokens(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self.segmenter(prepare_text(text)) for text in texts]
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        return self.transform_tokens(self.tokens(texts))
+
+    def _columns(self, documents: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(document, column) of every feature occurrence: word blocks per token, char blocks batched."""
+        parts: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
+        for block in self.blocks:
+            if isinstance(block, _WordBlock):
+                found = [block.columns(tokens) for tokens in documents]
+                columns = np.fromiter((c for doc in found for c in doc), dtype=np.int64)
+                owner = np.repeat(np.arange(len(documents)), [len(doc) for doc in found])
+                keep = columns >= 0
+                parts.append(columns[keep])
+                owners.append(owner[keep])
+                continue
+            keys = [block.table.keys_of(block.text(tokens)) for tokens in documents]
+            owner = np.repeat(np.arange(len(documents)), [len(k) for k in keys])
+            flat = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
+            position = np.searchsorted(block.table.keys, flat)
+            position[position == len(block.table.keys)] = 0
+            hit = block.table.keys[position] == flat if len(block.table.keys) else np.zeros(len(flat), dtype=bool)
+            parts.append(block.table.columns[position[hit]])
+            owners.append(owner[hit])
+        return np.concatenate(owners), np.concatenate(parts)
+
+    def transform_tokens(self, documents: list[list[str]]) -> sparse.csr_matrix:
+        """The TF-IDF matrix of segmented documents, rows in order, each block L2-normalised."""
+        rows, width, n_blocks = len(documents), self.n_features, len(self.blocks)
+        owner, column = self._columns(documents)
+        cells, counts = np.unique(owner * width + column, return_counts=True)  # sorted: row, then column
+        row = cells // width
+        column = cells - row * width
+        block = np.searchsorted(self.offsets[1:], column, side="right")
+        values = counts.astype(np.float64)
+        sublinear = self.sublinear[block]
+        values[sublinear] = np.log(values[sublinear]) + 1.0
+        values *= self.idf[column]
+        # Each (row, block) is one segment for the L2 kernel: a FeatureUnion normalises per block.
+        segment_ends = np.zeros(rows * n_blocks + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row * n_blocks + block, minlength=rows * n_blocks), out=segment_ends[1:])
+        indices = column.astype(np.int32)
+        inplace_csr_row_normalize_l2(_Segments(values, (rows * n_blocks, width), indices, segment_ends))
+        indptr = np.ascontiguousarray(segment_ends[::n_blocks])
+        return sparse.csr_matrix((values, indices, indptr), shape=(rows, width))

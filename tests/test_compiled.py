@@ -1,0 +1,46 @@
+"""The compiled prediction path reproduces the scikit-learn pipeline exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.compiled import CompiledFeatures, CompileError, code_points, ngram_keys
+from model.features import build_features
+from training.dataset import load_corpus
+
+
+def test_ngram_keys_are_unique_per_ngram_and_length() -> None:
+    keys = ngram_keys(code_points("交房交房"), 1, 3)
+    # 4 unigrams (2 distinct), 3 bigrams (2 distinct: 交房, 房交), 2 trigrams (2 distinct)
+    assert len(keys) == 9 and len(set(keys.tolist())) == 6
+    assert len(ngram_keys(code_points("交"), 2, 3)) == 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_df": 2},
+        {"min_df": 1, "word_ngram_range": (1, 2), "char_ngram_range": (2, 3), "lead_tokens": 5, "segmenter": "rjieba"},
+    ],
+)
+def test_compiled_features_equal_the_fitted_pipeline_bit_for_bit(params: dict[str, Any]) -> None:
+    data = load_corpus()
+    train, test = data.subset("train"), data.subset("test")
+    features = build_features(**params).fit(train.texts[:600])
+    texts = [*test.texts[:300], "", "！！", "  ", "ａｂｃ  全角\u3000空格 x\ty"]
+    reference = features.transform(texts)
+    reference.sort_indices()
+    compiled = CompiledFeatures.build(features).transform(texts)
+    assert compiled.shape == reference.shape
+    np.testing.assert_array_equal(compiled.indptr, reference.indptr)
+    np.testing.assert_array_equal(compiled.indices, reference.indices)
+    np.testing.assert_array_equal(compiled.data, reference.data)
+
+
+def test_options_the_compiled_path_does_not_reproduce_are_refused() -> None:
+    features = build_features(char_ngram_range=(1, 4)).fit(load_corpus().texts[:50])
+    with pytest.raises(CompileError, match="longer than 3"):
+        CompiledFeatures.build(features)
