@@ -10,6 +10,10 @@ by about 1.5 points). Abstention thresholds are chosen on out-of-fold
 predictions of the training data for a precision target per head; the targets
 are strict because real petitions are harder than the hand-written corpus
 (see `DEFAULT_TARGETS`).
+
+Prediction runs on a compiled copy of the fitted pipeline (`model/compiled.py`), built on
+first use: the same numbers without scikit-learn's per-call overhead. `compiled=False`
+selects the scikit-learn path, the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from numpy.typing import ArrayLike
 from scipy import sparse
 from sklearn.base import BaseEstimator
 
+from model.compiled import CompiledModel, CompileError
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.heads import PlattLinearHead
 from model.thresholds import choose_threshold, coverage_precision
+from model.tokenize import DEFAULT_SEGMENTER, Segmenter, check_segmenter
 
 HEADS = ("domain", "department")
 MIN_EXAMPLES_PER_LABEL = 2
@@ -87,6 +93,7 @@ class TriageModel(BaseEstimator):
         domain_target_precision: float = DEFAULT_DOMAIN_TARGET,
         department_target_precision: float = DEFAULT_DEPARTMENT_TARGET,
         joint_decoding: bool = True,
+        segmenter: str = DEFAULT_SEGMENTER.value,
         random_state: int = 0,
     ) -> None:
         self.C = C
@@ -98,6 +105,7 @@ class TriageModel(BaseEstimator):
         self.domain_target_precision = domain_target_precision
         self.department_target_precision = department_target_precision
         self.joint_decoding = joint_decoding
+        self.segmenter = segmenter
         self.random_state = random_state
 
     def _head(self, labels: np.ndarray) -> PlattLinearHead:
@@ -121,6 +129,7 @@ class TriageModel(BaseEstimator):
             char_ngram_range=self.char_ngram_range,
             lead_tokens=self.lead_tokens,
             min_df=self.min_df,
+            segmenter=self.segmenter,
         )
         matrix = self.features_.fit_transform(list(X))
         self.pairs_ = self._observed_pairs(labels)
@@ -174,20 +183,41 @@ class TriageModel(BaseEstimator):
         decoded["department"][decodable] = joint.sum(axis=1)
         return decoded
 
-    def head_probabilities(self, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+    def head_probabilities(self, matrix: sparse.csr_matrix, compiled: bool = True) -> dict[str, np.ndarray]:
         """Decoded class probabilities of every head for feature rows (columns in `classes(head)` order)."""
+        fast = self.compiled() if compiled else None
+        if fast is not None:
+            return self._decode(fast.heads.probabilities(matrix))
         return self._decode({name: head.predict_proba(matrix) for name, head in self.heads_.items()})
+
+    @property
+    def trained_segmenter(self) -> Segmenter:
+        """The segmenter the fitted vocabularies were built with (recorded in the model file)."""
+        return Segmenter(self.features_.named_steps["tokens"].segmenter)
+
+    def compiled(self) -> CompiledModel | None:
+        """The compiled prediction path, built once; None if the pipeline uses an option it cannot reproduce."""
+        check_segmenter(self.trained_segmenter, self.segmenter)  # a changed setting must not pass silently
+        if "_compiled" not in self.__dict__:
+            try:
+                self._compiled: CompiledModel | None = CompiledModel.build(self.features_, self.heads_)
+            except CompileError:
+                self._compiled = None
+        return self._compiled
 
     def __getstate__(self) -> dict[str, object]:
         """Vocabularies travel as term arrays: persisted dicts of ~10^5 entries make loading slow."""
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
         state.pop("_feature_names", None)  # derived from the vocabularies; rebuilt on demand
+        state.pop("_term_names", None)
+        state.pop("_compiled", None)  # rebuilt from the fitted pipeline on first use
         if "features_" in state:
             state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vocabularies = state.pop("vocabularies_", None)
+        state.setdefault("segmenter", Segmenter.JIEBA.value)  # model files from before the setting
         super().__setstate__(state)
         if vocabularies is not None:
             attach_vocabularies(self.features_, vocabularies)
@@ -200,11 +230,24 @@ class TriageModel(BaseEstimator):
     def classes(self, head: str) -> list[str]:
         return [str(label) for label in self.heads_[head].classes_]
 
-    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
+    def transform(self, X: Sequence[str], compiled: bool = True) -> sparse.csr_matrix:
+        fast = self.compiled() if compiled else None
+        if fast is not None:
+            return fast.features.transform(list(X))
+        check_segmenter(self.trained_segmenter, self.segmenter)
         return self.features_.transform(list(X))
 
-    def predict_proba(self, X: Sequence[str], head: str = "domain") -> np.ndarray:
-        return self.head_probabilities(self.transform(X))[head]
+    def predict_proba(self, X: Sequence[str], head: str = "domain", compiled: bool = True) -> np.ndarray:
+        return self.head_probabilities(self.transform(X, compiled), compiled)[head]
+
+    def _terms(self) -> np.ndarray:
+        """The term of every feature column, without the vectoriser prefix."""
+        fast = self.compiled()
+        if fast is not None:
+            return fast.features.terms
+        if getattr(self, "_term_names", None) is None:
+            self._term_names = np.array([name.split("__", 1)[1] for name in self.feature_names()], dtype=object)
+        return self._term_names
 
     def _weights(self, head: str) -> np.ndarray:
         """Per-class term weights of the head's LinearSVC (each class's sigmoid is monotone in its score)."""
@@ -212,28 +255,32 @@ class TriageModel(BaseEstimator):
 
     def explain(self, row: sparse.csr_matrix, head: str, label: str, top: int = 8) -> list[tuple[str, float]]:
         """Terms of one document that pushed it most toward `label`, strongest first."""
-        weights = self._weights(head)
-        classes = self.classes(head)
-        class_weights = weights[classes.index(label)]
         row = row.tocsr()
-        contributions = row.data * class_weights[row.indices]
+        return self._explain(row.indices, row.data, head, label, top)
+
+    def _explain(
+        self, indices: np.ndarray, values: np.ndarray, head: str, label: str, top: int = 8
+    ) -> list[tuple[str, float]]:
+        class_weights = self._weights(head)[self.classes(head).index(label)]
+        contributions = values * class_weights[indices]
         order = np.argsort(-contributions)
+        names = self._terms()
         terms: list[tuple[str, float]] = []
         seen: set[str] = set()
         for position in order:
             if contributions[position] <= 0 or len(terms) >= top:
                 break
-            term = str(self.feature_names()[row.indices[position]]).split("__", 1)[1]
+            term = str(names[indices[position]])
             if len(term) < 2 or term.startswith("<") or any(term in kept for kept in seen):
                 continue
             seen.add(term)
             terms.append((term, round(float(contributions[position]), 4)))
         return terms
 
-    def predict(self, X: Sequence[str], explain: bool = True, top: int = 3) -> list[Prediction]:
+    def predict(self, X: Sequence[str], explain: bool = True, top: int = 3, compiled: bool = True) -> list[Prediction]:
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
-        matrix = self.transform(X)
-        per_head = self.head_probabilities(matrix)
+        matrix = self.transform(X, compiled)
+        per_head = self.head_probabilities(matrix, compiled)
         classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
         for row_index in range(matrix.shape[0]):
@@ -245,6 +292,9 @@ class TriageModel(BaseEstimator):
                 heads[name] = HeadPrediction(
                     ranking[0][0], round(confidence, 4), ranking, confidence < self.thresholds_[name]
                 )
-            explanation = self.explain(matrix[row_index], "domain", heads["domain"].label) if explain else []
+            explanation = []
+            if explain:
+                cells = slice(matrix.indptr[row_index], matrix.indptr[row_index + 1])
+                explanation = self._explain(matrix.indices[cells], matrix.data[cells], "domain", heads["domain"].label)
             results.append(Prediction(heads, explanation))
         return results

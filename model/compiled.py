@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from model.features import LeadText, PetitionTokenizer, join_tokens, split_tokens
+from model.heads import PlattLinearHead, column_scores
 from model.text import prepare_text
 from model.tokenize import PetitionSegmenter
 
@@ -254,3 +255,44 @@ class CompiledFeatures:
         inplace_csr_row_normalize_l2(_Segments(values, (rows * n_blocks, width), indices, segment_ends))
         indptr = np.ascontiguousarray(segment_ends[::n_blocks])
         return sparse.csr_matrix((values, indices, indptr), shape=(rows, width))
+
+
+@dataclass(frozen=True)
+class CompiledHeads:
+    """Every head's LinearSVC weights in one (features x score columns) array: one product per batch."""
+
+    heads: dict[str, PlattLinearHead]
+    weights: np.ndarray
+    intercepts: np.ndarray
+    columns: dict[str, slice]
+
+    @classmethod
+    def build(cls, heads: dict[str, PlattLinearHead]) -> CompiledHeads:
+        columns: dict[str, slice] = {}
+        start = 0
+        for name, head in heads.items():
+            width = head.estimator_.coef_.shape[0]
+            columns[name] = slice(start, start + width)
+            start += width
+        weights = np.ascontiguousarray(np.vstack([head.estimator_.coef_ for head in heads.values()]).T)
+        intercepts = np.concatenate([np.atleast_1d(head.estimator_.intercept_) for head in heads.values()])
+        return cls(dict(heads), weights, intercepts, columns)
+
+    def probabilities(self, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+        """Each head's calibrated probabilities, as `PlattLinearHead.predict_proba` computes them."""
+        scores = matrix @ self.weights + self.intercepts
+        result: dict[str, np.ndarray] = {}
+        for name, head in self.heads.items():
+            raw = scores[:, self.columns[name]]
+            result[name] = head.calibrate(column_scores(raw[:, 0] if raw.shape[1] == 1 else raw))
+        return result
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    features: CompiledFeatures
+    heads: CompiledHeads
+
+    @classmethod
+    def build(cls, features: Pipeline, heads: dict[str, PlattLinearHead]) -> CompiledModel:
+        return cls(CompiledFeatures.build(features), CompiledHeads.build(heads))

@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 
 
-def _column_scores(scores: np.ndarray) -> np.ndarray:
+def column_scores(scores: np.ndarray) -> np.ndarray:
     """Decision scores as one column per class (a binary LinearSVC gives one column for class 1)."""
     return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
 
@@ -35,7 +35,7 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
         labels = np.asarray(y).astype(str)
         self.classes_ = np.unique(labels)
         splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
-        oof = _column_scores(
+        oof = column_scores(
             cross_val_predict(
                 LinearSVC(C=self.C, random_state=self.random_state), X, labels, cv=splitter, method="decision_function"
             )
@@ -47,7 +47,7 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
             self.slopes_[index] = float(platt.coef_[0, 0])
             self.intercepts_[index] = float(platt.intercept_[0])
         self.estimator_ = LinearSVC(C=self.C, random_state=self.random_state).fit(X, labels)
-        self.out_of_fold_proba_ = self._calibrate(oof)
+        self.out_of_fold_proba_ = self.calibrate(oof)
         return self
 
     @property
@@ -57,9 +57,10 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
         return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef
 
     def decision_function(self, X: sparse.spmatrix) -> np.ndarray:
-        return _column_scores(self.estimator_.decision_function(X))
+        return column_scores(self.estimator_.decision_function(X))
 
-    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities from decision scores (one column per class); the compiled path calls it too."""
         proba = 1.0 / (1.0 + np.exp(-(scores * self.slopes_ + self.intercepts_)))
         if len(self.classes_) == 2:
             proba[:, 0] = 1.0 - proba[:, 1]
@@ -67,7 +68,7 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
         return np.divide(proba, total, out=np.full_like(proba, 1.0 / len(self.classes_)), where=total > 0)
 
     def predict_proba(self, X: sparse.spmatrix) -> np.ndarray:
-        return self._calibrate(self.decision_function(X))
+        return self.calibrate(self.decision_function(X))
 
     def predict(self, X: sparse.spmatrix) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]

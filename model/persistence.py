@@ -18,6 +18,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from model.classifier import TriageModel
+from model.tokenize import Segmenter, SegmenterError, check_segmenter
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -48,6 +49,8 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     library_versions: dict[str, str] = field(default_factory=dict)
+    # The word segmenter the model was trained with; manifests from before the setting mean jieba.
+    segmenter: str = Segmenter.JIEBA.value
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -102,9 +105,14 @@ def verify_model(folder: Path) -> Manifest:
     return manifest
 
 
-def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
-    """Load a model folder, refusing a file whose hash or types do not match what is trusted."""
+def load_model(folder: Path, segmenter: str | None = None) -> tuple[TriageModel, Manifest]:
+    """Load a model folder, refusing a file whose hash or types do not match what is trusted.
+
+    With `segmenter`, also refuse a model trained with another segmenter (checked on the manifest
+    first, so the refusal is quick).
+    """
     manifest = verify_model(folder)
+    _check_segmenter(manifest.segmenter, segmenter)
     path = folder / MODEL_FILE
     try:
         model = sio.load(path, trusted=list(TRUSTED_TYPES))
@@ -112,4 +120,15 @@ def load_model(folder: Path) -> tuple[TriageModel, Manifest]:
         raise ModelLoadError(f"model file {path} contains untrusted types: {error}") from error
     if not isinstance(model, TriageModel):
         raise ModelLoadError(f"{path} does not hold a TriageModel")
+    if model.trained_segmenter != manifest.segmenter:
+        raise ModelLoadError(
+            f"model file {path} was trained with {model.trained_segmenter}, its manifest says {manifest.segmenter}"
+        )
     return model, manifest
+
+
+def _check_segmenter(trained: str, requested: str | None) -> None:
+    try:
+        check_segmenter(trained, requested)
+    except SegmenterError as error:
+        raise ModelLoadError(str(error)) from error

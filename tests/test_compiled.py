@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import pytest
 
+from model.classifier import TriageModel
 from model.compiled import CompiledFeatures, CompileError, code_points, ngram_keys
 from model.features import build_features
+from model.persistence import ModelLoadError, load_model
+from model.tokenize import Segmenter, SegmenterMismatchError
 from training.dataset import load_corpus
+from training.train import TrainResult
 
 
 def test_ngram_keys_are_unique_per_ngram_and_length() -> None:
@@ -44,3 +49,38 @@ def test_options_the_compiled_path_does_not_reproduce_are_refused() -> None:
     features = build_features(char_ngram_range=(1, 4)).fit(load_corpus().texts[:50])
     with pytest.raises(CompileError, match="longer than 3"):
         CompiledFeatures.build(features)
+
+
+@pytest.fixture(scope="module")
+def model(trained: TrainResult) -> TriageModel:
+    return load_model(trained.folder)[0]
+
+
+def test_compiled_predictions_match_the_scikit_learn_path_on_the_test_split(model: TriageModel) -> None:
+    assert model.compiled() is not None
+    texts = load_corpus().subset("test").texts
+    compiled_matrix, reference_matrix = model.transform(texts), model.transform(texts, compiled=False)
+    compiled = model.head_probabilities(compiled_matrix)
+    reference = model.head_probabilities(reference_matrix, compiled=False)
+    assert set(compiled) == set(reference) == {"domain", "department"}
+    for head in compiled:
+        np.testing.assert_allclose(compiled[head], reference[head], rtol=0, atol=1e-6)
+    fast, slow = model.predict(texts), model.predict(texts, compiled=False)
+    assert [p.explanation for p in fast] == [p.explanation for p in slow]
+    assert all(p.explanation for p in fast)
+    assert [p.heads for p in fast] == [p.heads for p in slow]
+
+
+def test_a_model_refuses_to_run_with_another_segmenter(trained: TrainResult, model: TriageModel) -> None:
+    assert trained.manifest.segmenter == model.trained_segmenter == model.segmenter
+    other = next(s for s in Segmenter if s != model.trained_segmenter)
+    with pytest.raises(ModelLoadError, match="refuses to run with"):
+        load_model(trained.folder, segmenter=other)
+    assert load_model(trained.folder, segmenter=model.trained_segmenter)[0].trained_segmenter == model.segmenter
+    switched = copy.copy(model)
+    switched.set_params(segmenter=other.value)
+    switched.__dict__.pop("_compiled", None)
+    with pytest.raises(SegmenterMismatchError):
+        switched.predict(["开发商逾期交房"])
+    with pytest.raises(SegmenterMismatchError):
+        switched.predict(["开发商逾期交房"], compiled=False)

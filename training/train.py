@@ -21,7 +21,7 @@ from model.taxonomy import Taxonomy, load_taxonomy
 from training.dataset import LabelledData, real_text_record_path
 from training.report import write_report
 
-LIBRARIES = ("scikit-learn", "jieba", "numpy", "scipy", "skops", "opencc")
+LIBRARIES = ("scikit-learn", "jieba", "rjieba", "numpy", "scipy", "skops", "opencc")
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ def train_and_register(
             key: list(value) if isinstance(value, tuple) else value for key, value in model.get_params().items()
         },
         library_versions=library_versions(),
+        segmenter=model.trained_segmenter.value,
     )
     recorded = recorded_real_text_figures(data, manifest.parameters)
     if recorded is not None:
