@@ -45,6 +45,52 @@ def mask_personal_data(text: str) -> str:
     return text
 
 
+PLACEHOLDER_PATTERN = re.compile("|".join(re.escape(value) for value in PLACEHOLDERS.values()))
+
+
+def mask_as_written(text: str) -> str:
+    """The text as the petitioner wrote it (own punctuation, full-width forms, traditional characters),
+    with the same personal data masked as `prepare_text` masks: this is what people are shown.
+
+    The patterns run over a per-character NFKC fold (so full-width digits are found) whose positions
+    map back to the original characters; spans masked by an earlier pattern are blanked for later ones,
+    as the sequential substitutions of `mask_personal_data` would.
+    """
+    text = _EXPORT_DEBRIS.sub(" ", text).strip()
+    folded: list[str] = []
+    origin: list[int] = []  # folded position -> index of the original character
+    for index, char in enumerate(text):
+        for piece in unicodedata.normalize("NFKC", char):
+            folded.append(" " if piece.isspace() else piece)
+            origin.append(index)
+    spans: list[tuple[int, int, str]] = []
+    for kind, pattern in _PATTERNS:
+        for match in pattern.finditer("".join(folded)):
+            start, end = origin[match.start()], origin[match.end() - 1] + 1
+            spans.append((start, end, PLACEHOLDERS[kind]))
+            folded[match.start() : match.end()] = ["\x00"] * (match.end() - match.start())
+    pieces: list[str] = []
+    position = 0
+    for start, end, placeholder in sorted(spans):
+        pieces.append(text[position:start])
+        pieces.append(placeholder)
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def mask_name(name: str) -> str:
+    """A person's name with all but its first character hidden (张三丰 -> 张**)."""
+    name = name.strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else name
+
+
+def mask_contact(contact: str) -> str:
+    """A contact with its numbers masked; anything the patterns do not recognise is hidden but its first character."""
+    masked = mask_personal_data(normalize_text(contact))
+    return masked if masked != normalize_text(contact) else mask_name(contact)
+
+
 @lru_cache(maxsize=1)
 def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")

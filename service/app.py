@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
         warn_about_dev_keys(settings)
-        store = QueueStore(settings.database_url, synchronous=settings.sqlite_synchronous, due_days=settings.due_days)
+        store = QueueStore(settings.database_url, synchronous=settings.sqlite_synchronous, deadlines=settings.deadlines)
         holder = ModelHolder(settings.registry, settings.thresholds)
         batcher = Batcher(settings.max_predict_batch, metrics.predict_batch.observe, store)
         app.state.store, app.state.models, app.state.batcher = store, holder, batcher

@@ -1,8 +1,9 @@
 """API keys -> principals, and what each role may do (the one permission map; the console reads it).
 
 Keys are compared in constant time and never logged (the key's name is). Roles: `clerk`
-(classify, submit, read, route, close; claim from manual_triage), `department` (read, claim and
-close in its own queue only), `admin` (everything, including model reload).
+(classify, submit, read, search, route, note, close; claim from manual_triage), `department`
+(in its own queue only: read, search, claim, accept, return, note, extend, close), `admin`
+(everything, including model reload). Which status an action may start from is store/workflow.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Permission(StrEnum):
     INTAKE = "intake"  # classify and submit petitions
     ROUTE = "route"  # confirm or correct a route
     CLOSE = "close"
+    HANDLE = "handle"  # the department's work: accept into its work list, return, extend
+    NOTE = "note"  # add a note to the history
     CLAIM_ANY_QUEUE = "claim_any_queue"
     CLAIM_MANUAL_TRIAGE = "claim_manual_triage"
     CLAIM_OWN_QUEUE = "claim_own_queue"
@@ -35,12 +38,13 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.INTAKE,
             Permission.ROUTE,
             Permission.CLOSE,
+            Permission.NOTE,
             Permission.CLAIM_MANUAL_TRIAGE,
             Permission.READ_ALL_QUEUES,
             Permission.SEE_TEXT,
         }
     ),
-    Role.DEPARTMENT: frozenset({Permission.CLOSE, Permission.CLAIM_OWN_QUEUE}),
+    Role.DEPARTMENT: frozenset({Permission.CLOSE, Permission.CLAIM_OWN_QUEUE, Permission.HANDLE, Permission.NOTE}),
     Role.ADMIN: frozenset(Permission),
     Role.SYSTEM: frozenset(),
 }
@@ -54,6 +58,10 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
+
+    def visible_queues(self, queues: tuple[str, ...]) -> tuple[str, ...]:
+        """The queues this key may read, of `queues`."""
+        return tuple(queue for queue in queues if self.may_access_queue(queue))
 
     def may_access_queue(self, queue: str) -> bool:
         return self.can(Permission.READ_ALL_QUEUES) or queue == self.department

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -36,11 +36,16 @@ from service.schemas import (
 from service.settings import Settings
 from service.views import head_summary, live_prediction_out, petition_out, submit_out
 from store import (
+    Action,
+    ExtensionRefused,
     IdempotencyConflict,
+    InvalidTransition,
     PetitionClosed,
+    Petitioner,
     PetitionNotFound,
     PetitionRecord,
     QueueStore,
+    Status,
     StoreError,
     Submission,
     Submitted,
@@ -90,15 +95,45 @@ def unknown_label(kind: str, kind_zh: str, value: str, known: Iterable[str]) -> 
     )
 
 
+def invalid_transition(petition_id: int, action: str, status: str) -> ApiError:
+    action_label, status_label = Action(action).label, Status(status).label
+    return ApiError(
+        409,
+        "invalid_transition",
+        f"信访件 {petition_id} 当前状态为“{status_label}”，不能{action_label}",
+        f"petition {petition_id} is {status}: it cannot be {action} now",
+        {"status": status, "action": action},
+    )
+
+
+def extension_refused(petition_id: int, reason: str, max_days: int) -> ApiError:
+    if reason == "used":
+        return ApiError(
+            409, "extension_used", f"信访件 {petition_id} 已延期过一次", f"petition {petition_id} was already extended"
+        )
+    return ApiError(
+        422,
+        "extension_too_long",
+        f"延期不能超过 {max_days} 日",
+        f"an extension may add at most {max_days} days",
+        {"max_days": max_days},
+    )
+
+
 @contextmanager
-def answering_store_errors(petition_id: int) -> Iterator[None]:
-    """Turn the store's errors about one petition into the API's answers (404, 409)."""
+def answering_store_errors(petition_id: int, store: QueueStore | None = None) -> Iterator[None]:
+    """Turn the store's errors about one petition into the API's answers (404, 409, 422)."""
     try:
         yield
     except PetitionNotFound as error:
         raise not_found(petition_id) from error
     except PetitionClosed as error:
         raise closed_error(petition_id) from error
+    except InvalidTransition as error:
+        raise invalid_transition(petition_id, error.action, error.status) from error
+    except ExtensionRefused as error:
+        max_days = store.deadlines.max_extension_days if store else 0
+        raise extension_refused(petition_id, error.reason, max_days) from error
 
 
 def checked_text(text: str, settings: Settings) -> str:
@@ -162,7 +197,18 @@ def _submission(
         idempotency_key=idempotency_key,
         actor=intake.principal.name,
         role=intake.principal.role,
+        petitioner=petitioner(body),
     )
+
+
+def petitioner(body: SubmitIn) -> Petitioner | None:
+    """The petitioner fields of a submission, blank ones dropped (None when none was given)."""
+
+    def clean(value: str | None) -> str | None:
+        return value.strip() or None if value else None
+
+    found = Petitioner(clean(body.petitioner_name), clean(body.petitioner_contact), body.headcount, clean(body.address))
+    return None if found == Petitioner() else found
 
 
 def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> SubmitOut:
@@ -309,7 +355,7 @@ def route(
         raise unknown_label("department", "部门", department, taxonomy.departments)
     if domain is not None and domain not in taxonomy.domains:
         raise unknown_label("domain", "领域", domain, taxonomy.domains)
-    with answering_store_errors(petition_id):
+    with answering_store_errors(petition_id, store):
         petition, correction = store.route(
             petition_id, department, domain=domain, note=note, actor=principal.name, role=principal.role
         )
@@ -326,13 +372,98 @@ def route(
     return petition_out(taxonomy, principal, petition)
 
 
-def close(
-    store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, resolution: str
+def act(
+    store: QueueStore,
+    taxonomy: Taxonomy,
+    petition_id: int,
+    principal: Principal,
+    action: Action,
+    step: Callable[[], PetitionRecord],
 ) -> PetitionOut:
-    readable(store, petition_id, principal)
-    with answering_store_errors(petition_id):
-        petition = store.close(petition_id, resolution.strip(), actor=principal.name, role=principal.role)
+    """One workflow step on a petition the caller may read (404/403 first), with the store's refusals
+    answered as 409/422; logged by id, queue, status and actor (never the note or the reason)."""
+    before = readable(store, petition_id, principal)
+    with answering_store_errors(petition_id, store):
+        petition = step()
     log_event(
-        logger, logging.INFO, "petition.closed", petition_id=petition_id, queue=petition.queue, actor=principal.name
+        logger,
+        logging.INFO,
+        f"petition.{action}",
+        petition_id=petition_id,
+        queue=before.queue,
+        to_queue=petition.queue,
+        status=petition.status,
+        actor=principal.name,
     )
     return petition_out(taxonomy, principal, petition)
+
+
+def close(
+    store: QueueStore,
+    taxonomy: Taxonomy,
+    petition_id: int,
+    principal: Principal,
+    resolution: str,
+    reply_summary: str | None = None,
+) -> PetitionOut:
+    reply = reply_summary.strip() or None if reply_summary else None
+    return act(
+        store,
+        taxonomy,
+        petition_id,
+        principal,
+        Action.CLOSED,
+        lambda: store.close(
+            petition_id, resolution.strip(), reply_summary=reply, actor=principal.name, role=principal.role
+        ),
+    )
+
+
+def accept(
+    store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, note: str | None
+) -> PetitionOut:
+    return act(
+        store,
+        taxonomy,
+        petition_id,
+        principal,
+        Action.ACCEPTED,
+        lambda: store.accept(petition_id, note=note, actor=principal.name, role=principal.role),
+    )
+
+
+def return_to_triage(
+    store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, reason: str
+) -> PetitionOut:
+    return act(
+        store,
+        taxonomy,
+        petition_id,
+        principal,
+        Action.RETURNED,
+        lambda: store.return_to_triage(petition_id, reason.strip(), actor=principal.name, role=principal.role),
+    )
+
+
+def add_note(store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, note: str) -> PetitionOut:
+    return act(
+        store,
+        taxonomy,
+        petition_id,
+        principal,
+        Action.NOTED,
+        lambda: store.add_note(petition_id, note.strip(), actor=principal.name, role=principal.role),
+    )
+
+
+def extend(
+    store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal, days: int, reason: str
+) -> PetitionOut:
+    return act(
+        store,
+        taxonomy,
+        petition_id,
+        principal,
+        Action.EXTENDED,
+        lambda: store.extend(petition_id, days, reason.strip(), actor=principal.name, role=principal.role),
+    )

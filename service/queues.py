@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from model.taxonomy import Taxonomy
 from service.auth import Principal, check_claim, check_queue_access
@@ -27,15 +28,7 @@ def known_queue(store: QueueStore, queue: str) -> str:
 def counts(store: QueueStore, taxonomy: Taxonomy, principal: Principal) -> QueuesOut:
     return QueuesOut(
         queues=[
-            QueueCountsOut(
-                queue=queue,
-                name=queue_name(taxonomy, queue),
-                queued=values.queued,
-                routed=values.routed,
-                claimed=values.claimed,
-                overdue=values.overdue,
-                open=values.open,
-            )
+            QueueCountsOut(queue=queue, name=queue_name(taxonomy, queue), **asdict(values))
             for queue, values in store.queue_counts().items()
             if principal.may_access_queue(queue)
         ]

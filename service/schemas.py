@@ -71,6 +71,16 @@ class SubmitIn(TextIn):
         max_length=200,
         description="来源系统编号，重复提交返回原件 / id in the sending system; a repeat returns the original",
     )
+    petitioner_name: str | None = Field(
+        None, max_length=200, description="信访人姓名（不写入日志）/ petitioner's name (never logged)"
+    )
+    petitioner_contact: str | None = Field(
+        None, max_length=200, description="联系方式（不写入日志）/ petitioner's contact (never logged)"
+    )
+    headcount: int | None = Field(
+        None, ge=1, le=100_000, description="人数，5 人以上为集体访 / number of petitioners (collective from 5)"
+    )
+    address: str | None = Field(None, max_length=500, description="地址 / address")
 
 
 class BatchIn(BaseModel):
@@ -99,11 +109,49 @@ class CloseIn(BaseModel):
         description="办理结果 / how it was resolved",
         examples=["已转住建局督办，开发商承诺月底交房。"],
     )
+    reply_summary: str | None = Field(
+        None,
+        max_length=5_000,
+        description="答复信访人的内容摘要 / summary of the reply to the petitioner",
+        examples=["已告知信访人开发商承诺月底交房，逾期将依法处理。"],
+    )
 
     @field_validator("resolution")
     @classmethod
     def _resolution_not_blank(cls, value: str) -> str:
         return _not_blank(value)
+
+
+class AcceptIn(BaseModel):
+    note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2_000, description="理由 / reason", examples=["不属于本部门职责，应由自然资源局办理"]
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class NoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2_000, description="备注 / note", examples=["已电话联系信访人"])
+
+    @field_validator("note")
+    @classmethod
+    def _note_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class ExtendIn(ReasonIn):
+    days: int = Field(
+        ge=1,
+        le=3_650,
+        description="延长天数（不超过配置的上限，默认 30）/ days to add (at most the configured maximum)",
+    )
 
 
 class ClaimIn(BaseModel):
@@ -197,7 +245,7 @@ class HistoryOut(BaseModel):
     at: datetime
     actor: str = Field(description="操作人（密钥名）/ who (API key name)")
     role: Role
-    action: Action = Field(description="submitted | claimed | routed | corrected | closed")
+    action: Action = Field(description="登记、领取、分流、受理、退回、备注、延期、办结 / what happened")
     from_status: Status | None
     to_status: Status | None
     from_queue: str | None
@@ -222,15 +270,39 @@ class RouteOut(BaseModel):
     )
 
 
+class PetitionerOut(BaseModel):
+    masked: bool = Field(description="是否已脱敏（部门在转交前只能看到脱敏信息）/ masked for this caller")
+    name: str | None
+    contact: str | None
+    headcount: int | None
+    address: str | None
+
+
+class ExtensionOut(BaseModel):
+    days: int
+    reason: str | None
+    extended_at: datetime | None
+
+
 class PetitionOut(BaseModel):
     id: int
     external_id: str | None
     channel: Channel
     received_at: datetime
-    due_at: datetime
-    overdue: bool = Field(
-        description="超过期限仍未转交责任部门 / past due and not yet handed to the responsible department"
+    due_at: datetime = Field(description="转交期限（收件后 15 日）/ hand-over deadline (received + 15 days)")
+    handling_due_at: datetime | None = Field(
+        description="办理期限（受理后 60 日，含延期）/ handling deadline (accepted + 60 days, extension included)"
     )
+    overdue: bool = Field(description="任一期限已超期 / overdue on either clock")
+    hand_over_overdue: bool = Field(
+        description="超过转交期限仍未被部门受理 / past the hand-over deadline, not yet accepted by a department"
+    )
+    handling_overdue: bool = Field(description="超过办理期限仍未办结 / past the handling deadline, not closed")
+    accepted_at: datetime | None = Field(description="部门受理时间 / when the department accepted it")
+    assignee: str | None = Field(description="承办人（受理的密钥名）/ who accepted it (key name)")
+    extension: ExtensionOut | None = Field(description="延期（只能一次）/ the extension, if any")
+    returned_at: datetime | None = Field(description="最近一次退回时间 / when a department last returned it")
+    petitioner: PetitionerOut
     status: Status
     queue: str
     queue_name: str = Field(description="队列中文名 / queue name in Chinese")
@@ -241,6 +313,7 @@ class PetitionOut(BaseModel):
     route: RouteOut
     lease: LeaseOut | None
     resolution: str | None
+    reply_summary: str | None = Field(description="答复信访人摘要 / reply summary for the petitioner")
     closed_at: datetime | None
     closed_by: str | None
     created_at: datetime
@@ -255,7 +328,13 @@ class PetitionSummaryOut(BaseModel):
     channel: Channel
     received_at: datetime
     due_at: datetime
+    handling_due_at: datetime | None
     overdue: bool
+    hand_over_overdue: bool
+    handling_overdue: bool
+    assignee: str | None
+    returned_at: datetime | None
+    headcount: int | None
     status: Status
     queue: str
     domain: str | None
@@ -265,6 +344,13 @@ class PetitionSummaryOut(BaseModel):
     department_confidence: float | None
     preview: str = Field(description="脱敏文本前 80 字 / first 80 characters of the masked text")
     lease: LeaseOut | None
+
+
+class SearchPageOut(BaseModel):
+    total: int = Field(description="符合条件的件数 / how many match")
+    limit: int
+    offset: int
+    items: list[PetitionSummaryOut]
 
 
 class QueuePageOut(BaseModel):
@@ -282,7 +368,11 @@ class QueueCountsOut(BaseModel):
     queued: int = Field(description="待领取（未确认分流）/ waiting, route not yet confirmed")
     routed: int = Field(description="已确认分流、待领取 / route confirmed, waiting")
     claimed: int = Field(description="已领取（租约有效）/ claimed with a live lease")
-    overdue: int = Field(description="已超期 / overdue")
+    accepted: int = Field(description="承办中（部门已受理）/ accepted by the department")
+    returned: int = Field(description="已退回人工分流 / returned to manual triage")
+    overdue: int = Field(description="已超期（任一期限）/ overdue on either clock")
+    hand_over_overdue: int = Field(description="转交超期 / past the hand-over deadline")
+    handling_overdue: int = Field(description="办理超期 / past the handling deadline")
     open: int = Field(description="未办结合计 / all open")
 
 

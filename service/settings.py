@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from store import Role
+from store import Deadlines, Role
 
 # Defaults for a checkout (what `make run` uses): models/ and var/ beside the code. An installed
 # service sets TRIAGE_REGISTRY and TRIAGE_DATABASE_URL.
@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     max_text_chars: int = 20_000
     max_body_bytes: int = 16 * 1024 * 1024  # a full 1,000-item batch of typical petitions fits easily
     max_batch_items: int = 1_000
-    due_days: int = 15
+    # The two clocks of the 信访工作条例, in calendar days (weekends and holidays count): hand-over
+    # within `due_days` of receipt (转送/交办; stops when the department accepts), handling within
+    # `handling_days` of acceptance (办理), one extension of at most `max_extension_days` (延期).
+    due_days: int = Field(15, ge=1, le=365)
+    handling_days: int = Field(60, ge=1, le=3650)
+    max_extension_days: int = Field(30, ge=1, le=3650)
     lease_seconds: int = 300
     max_lease_seconds: int = 3_600
     # FULL: a 201 survives power loss, not only a killed process. NORMAL is faster and still
@@ -74,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def using_dev_keys(self) -> bool:
         return self.api_keys is None
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.due_days, self.handling_days, self.max_extension_days)
 
     def effective_api_keys(self) -> dict[str, ApiKeyConfig]:
         return dict(DEV_API_KEYS) if self.api_keys is None else dict(self.api_keys)

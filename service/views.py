@@ -1,9 +1,10 @@
 """Turn predictions and store records into response schemas, and decide what a caller may see.
 
-Raw text is shown to clerks and admins, and to a department once the petition has been handed
-to it (a clerk confirmed the route, or the department claimed it). Before that a department
-sees only the masked text: a suggested route may still be wrong, and personal data should not
-reach the wrong department.
+Raw text, the petitioner's name, contact and address, the resolution and reply are shown to
+clerks and admins, and to a department once the petition has been handed to it (a clerk
+confirmed the route, or the department claimed or accepted it). Before that a department sees
+only the masked text and masked petitioner: a suggested route may still be wrong, and personal
+data should not reach the wrong department.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from pydantic import BaseModel
 
 from model.classifier import HeadPrediction, Prediction
 from model.taxonomy import Taxonomy
+from model.text import mask_contact, mask_name
 from service.auth import Permission, Principal
 from service.schemas import (
+    ExtensionOut,
     HeadOut,
     HistoryOut,
     LabelScoreOut,
     LeaseOut,
+    PetitionerOut,
     PetitionOut,
     PetitionSummaryOut,
     PredictionOut,
@@ -86,6 +90,30 @@ def _record_fields(petition: PetitionRecord, schema: type[BaseModel], **computed
     return values | computed
 
 
+def petitioner_out(petition: PetitionRecord, visible: bool) -> PetitionerOut:
+    """The petitioner as this caller may see them: in full, or with name and contact masked and no address."""
+    name, contact = petition.petitioner_name, petition.petitioner_contact
+    if visible:
+        return PetitionerOut(
+            masked=False, name=name, contact=contact, headcount=petition.headcount, address=petition.address
+        )
+    return PetitionerOut(
+        masked=True,
+        name=mask_name(name) if name else None,
+        contact=mask_contact(contact) if contact else None,
+        headcount=petition.headcount,
+        address=None,
+    )
+
+
+def extension_out(petition: PetitionRecord) -> ExtensionOut | None:
+    if petition.extension_days is None:
+        return None
+    return ExtensionOut(
+        days=petition.extension_days, reason=petition.extension_reason, extended_at=petition.extended_at
+    )
+
+
 def petition_out(taxonomy: Taxonomy, principal: Principal, petition: PetitionRecord) -> PetitionOut:
     visible = may_see_text(principal, petition)
     return PetitionOut(
@@ -96,6 +124,9 @@ def petition_out(taxonomy: Taxonomy, principal: Principal, petition: PetitionRec
             text_visible=visible,
             text=petition.text if visible else None,
             resolution=petition.resolution if visible else None,
+            reply_summary=petition.reply_summary if visible else None,
+            petitioner=petitioner_out(petition, visible),
+            extension=extension_out(petition),
             prediction=prediction_out(taxonomy, petition.prediction, petition.model_version),
             route=RouteOut(**_record_fields(petition, RouteOut)),
             lease=lease_out(petition.lease),

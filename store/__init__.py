@@ -3,28 +3,53 @@
 Imports only `model/`. Everything above (service, batch, CLI) uses the names re-exported here.
 """
 
-from store.errors import IdempotencyConflict, PetitionClosed, PetitionNotFound, StoreError, UnknownQueue
+from store.errors import (
+    ExtensionRefused,
+    IdempotencyConflict,
+    InvalidTransition,
+    PetitionClosed,
+    PetitionNotFound,
+    StoreError,
+    UnknownQueue,
+)
 from store.petitions import QueueStore, known_queues, utcnow
-from store.records import Correction, HistoryEntry, Lease, PetitionRecord, QueueCounts, Submission, Submitted
-from store.rules import PredictionDocument, prediction_document, suggested_queue
-from store.vocabulary import MANUAL_TRIAGE, MANUAL_TRIAGE_NAME, Action, Channel, Role, Status
+from store.records import (
+    Correction,
+    HistoryEntry,
+    Lease,
+    Petitioner,
+    PetitionQuery,
+    PetitionRecord,
+    QueueCounts,
+    Submission,
+    Submitted,
+)
+from store.rules import Deadlines, PredictionDocument, prediction_document, suggested_queue
+from store.vocabulary import MANUAL_TRIAGE, MANUAL_TRIAGE_NAME, Action, Channel, Clock, Role, SortOrder, Status
 
 __all__ = [
     "MANUAL_TRIAGE",
     "MANUAL_TRIAGE_NAME",
     "Action",
     "Channel",
+    "Clock",
     "Correction",
+    "Deadlines",
+    "ExtensionRefused",
     "HistoryEntry",
     "IdempotencyConflict",
+    "InvalidTransition",
     "Lease",
     "PetitionClosed",
     "PetitionNotFound",
+    "PetitionQuery",
     "PetitionRecord",
+    "Petitioner",
     "PredictionDocument",
     "QueueCounts",
     "QueueStore",
     "Role",
+    "SortOrder",
     "Status",
     "StoreError",
     "Submission",

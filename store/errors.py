@@ -28,3 +28,26 @@ class IdempotencyConflict(StoreError):
     @property
     def petition_id(self) -> int:
         return int(self.args[0])
+
+
+class InvalidTransition(StoreError):
+    """The action is not allowed from the petition's current status (store/workflow.py).
+
+    `args`: (petition id, action, status).
+    """
+
+    @property
+    def action(self) -> str:
+        return str(self.args[1])
+
+    @property
+    def status(self) -> str:
+        return str(self.args[2])
+
+
+class ExtensionRefused(StoreError):
+    """An extension beyond the configured maximum, or a second one. `args[1]` says which: too_long | used."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[1])

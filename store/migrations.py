@@ -129,9 +129,34 @@ def _m002_open_due_index(conn: Connection) -> None:
     Index("ix_petitions_status_due", petitions.c.status, petitions.c.due_at).create(conn)
 
 
+def _m003_department_work(conn: Connection) -> None:
+    """Petitioner fields, the department's acceptance, extension and return, the reply summary."""
+    columns = (
+        Column("petitioner_name", String(200)),
+        Column("petitioner_contact", String(200)),
+        Column("headcount", Integer),
+        Column("address", String(500)),
+        Column("accepted_at", DateTime),
+        Column("assignee", String(200)),
+        Column("handling_due_at", DateTime),
+        Column("extension_days", Integer),
+        Column("extension_reason", Text),
+        Column("extended_at", DateTime),
+        Column("returned_at", DateTime),
+        Column("reply_summary", Text),
+    )
+    for column in columns:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE petitions ADD COLUMN {column.name} {kind}")
+    metadata = MetaData()
+    petitions = Table("petitions", metadata, Column("received_at", DateTime))
+    Index("ix_petitions_received", petitions.c.received_at).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "petitions, history and feedback tables", _m001_initial),
     Migration(2, "index on (status, due_at) for overdue counts", _m002_open_due_index),
+    Migration(3, "petitioner fields and the department's work: accept, extend, return, reply", _m003_department_work),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,19 +19,29 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from model.taxonomy import load_taxonomy
-from model.text import prepare_text
-from store import rules
+from model.text import mask_as_written
+from store import rules, workflow
 from store.engine import make_engine
-from store.errors import IdempotencyConflict, PetitionClosed, PetitionNotFound, StoreError, UnknownQueue
+from store.errors import ExtensionRefused, IdempotencyConflict, PetitionNotFound, StoreError, UnknownQueue
 from store.migrations import migrate
-from store.records import Correction, HistoryEntry, PetitionRecord, QueueCounts, Submission, Submitted
+from store.records import (
+    Correction,
+    HistoryEntry,
+    Petitioner,
+    PetitionQuery,
+    PetitionRecord,
+    QueueCounts,
+    Submission,
+    Submitted,
+)
+from store.rules import Deadlines
 from store.schema import feedback, history, petitions
-from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Role, Status
+from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Clock, Role, SortOrder, Status
 
 T = TypeVar("T")
 
@@ -46,10 +56,64 @@ def known_queues() -> list[str]:
 
 
 def _with_state(now: datetime) -> Select[Any]:
-    """Petition rows plus their status and overdue flag as of `now` (the rules, evaluated in SQL)."""
+    """Petition rows plus their status and overdue flags as of `now` (the rules, evaluated in SQL)."""
     return select(
-        petitions, rules.effective_status(now).label("effective_status"), rules.overdue(now).label("is_overdue")
+        petitions,
+        rules.effective_status(now).label("effective_status"),
+        rules.clock_overdue(Clock.HAND_OVER, now).label("is_hand_over_overdue"),
+        rules.clock_overdue(Clock.HANDLING, now).label("is_handling_overdue"),
     )
+
+
+def _like_pattern(needle: str) -> str:
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _text_match(text: str) -> ColumnElement[bool]:
+    """The masked text contains the (masked) query, the external id contains it, or it is the number."""
+    needle = text.strip()
+    options: list[ColumnElement[bool]] = [
+        petitions.c.masked_text.like(_like_pattern(mask_as_written(needle)), escape="\\"),
+        petitions.c.external_id.like(_like_pattern(needle), escape="\\"),
+    ]
+    number = needle.removeprefix("#").removeprefix("第").removesuffix("号")
+    if number.isdigit() and len(number) <= 18:
+        options.append(petitions.c.id == int(number))
+    return or_(*options)
+
+
+def _query_condition(query: PetitionQuery, now: datetime) -> ColumnElement[bool]:
+    status = rules.effective_status(now)
+    conditions: list[ColumnElement[bool]] = [
+        status.in_(query.statuses) if query.statuses else petitions.c.status != Status.CLOSED
+    ]
+    if query.queues:
+        conditions.append(petitions.c.queue.in_(query.queues))
+    if query.channel is not None:
+        conditions.append(petitions.c.channel == query.channel)
+    if query.overdue is not None:
+        conditions.append(rules.overdue(now) if query.overdue else not_(rules.overdue(now)))
+    if query.received_from is not None:
+        conditions.append(petitions.c.received_at >= query.received_from)
+    if query.received_to is not None:
+        conditions.append(petitions.c.received_at <= query.received_to)
+    if query.text and query.text.strip():
+        conditions.append(_text_match(query.text))
+    return and_(*conditions)
+
+
+def _ordering(sort: SortOrder) -> list[Any]:
+    """Returned items first in the default (due date) order: a clerk must look at them again."""
+    returned_first = case((petitions.c.status == Status.RETURNED, 0), else_=1)
+    due = rules.next_due()
+    orders: dict[SortOrder, list[Any]] = {
+        SortOrder.DUE: [returned_first, due, petitions.c.id],
+        SortOrder.DUE_DESC: [due.desc(), petitions.c.id.desc()],
+        SortOrder.RECEIVED: [petitions.c.received_at, petitions.c.id],
+        SortOrder.RECEIVED_DESC: [petitions.c.received_at.desc(), petitions.c.id.desc()],
+    }
+    return orders[sort]
 
 
 class QueueStore:
@@ -68,7 +132,7 @@ class QueueStore:
         database_url: str,
         *,
         synchronous: str = "FULL",
-        due_days: int = 15,
+        deadlines: Deadlines | None = None,
         run_migrations: bool = True,
         queues: Sequence[str] | None = None,
     ) -> None:
@@ -79,7 +143,7 @@ class QueueStore:
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
-        self.due_days = due_days
+        self.deadlines = deadlines or Deadlines()
         self.queues: tuple[str, ...] = tuple(queues or known_queues())
         if run_migrations:
             migrate(self.engine)
@@ -141,7 +205,7 @@ class QueueStore:
         return None
 
     def queue_counts(self, now: datetime | None = None) -> dict[str, QueueCounts]:
-        """Per queue: queued, routed, claimed (live lease), overdue, open. Every known queue appears."""
+        """Per queue: open petitions by status, overdue on either clock and on each. Every known queue appears."""
         now = now or utcnow()
         status = rules.effective_status(now)
 
@@ -154,7 +218,11 @@ class QueueStore:
                 count(status == Status.QUEUED),
                 count(status == Status.ROUTED),
                 count(status == Status.CLAIMED),
+                count(status == Status.ACCEPTED),
+                count(status == Status.RETURNED),
                 count(rules.overdue(now)),
+                count(rules.clock_overdue(Clock.HAND_OVER, now)),
+                count(rules.clock_overdue(Clock.HANDLING, now)),
                 func.count(),
             )
             .where(petitions.c.status != Status.CLOSED)
@@ -162,15 +230,43 @@ class QueueStore:
         )
         counts = {queue: QueueCounts() for queue in self.queues}
         with self._read() as conn:
-            for queue, queued, routed, claimed, overdue, total in conn.execute(stmt):
+            for queue, *numbers, total in conn.execute(stmt):
+                queued, routed, claimed, accepted, returned, overdue, hand_over, handling = (
+                    int(value or 0) for value in numbers
+                )
                 counts[queue] = QueueCounts(
-                    queued=int(queued or 0),
-                    routed=int(routed or 0),
-                    claimed=int(claimed or 0),
-                    overdue=int(overdue or 0),
+                    queued=queued,
+                    routed=routed,
+                    claimed=claimed,
+                    accepted=accepted,
+                    returned=returned,
+                    overdue=overdue,
+                    hand_over_overdue=hand_over,
+                    handling_overdue=handling,
                     open=int(total),
                 )
         return counts
+
+    def search(self, query: PetitionQuery, now: datetime | None = None) -> tuple[list[PetitionRecord], int]:
+        """Petitions matching `query` in its order; returns (page, total matching)."""
+        for queue in query.queues:
+            self._check_queue(queue)
+        now = now or utcnow()
+        condition = _query_condition(query, now)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(petitions).where(condition)).scalar_one()
+            rows = (
+                conn.execute(
+                    _with_state(now)
+                    .where(condition)
+                    .order_by(*_ordering(query.sort))
+                    .limit(query.limit)
+                    .offset(query.offset)
+                )
+                .mappings()
+                .all()
+            )
+        return [PetitionRecord.from_row(row) for row in rows], int(total)
 
     def list_queue(
         self,
@@ -181,26 +277,11 @@ class QueueStore:
         status: Status | None = None,
         now: datetime | None = None,
     ) -> tuple[list[PetitionRecord], int]:
-        """Open petitions of one queue, oldest due first; returns (page, total)."""
-        self._check_queue(queue)
-        now = now or utcnow()
-        condition = and_(petitions.c.queue == queue, petitions.c.status != Status.CLOSED)
-        if status is not None:
-            condition = and_(condition, rules.effective_status(now) == status)
-        with self._read() as conn:
-            total = conn.execute(select(func.count()).select_from(petitions).where(condition)).scalar_one()
-            rows = (
-                conn.execute(
-                    _with_state(now)
-                    .where(condition)
-                    .order_by(petitions.c.due_at, petitions.c.id)
-                    .limit(limit)
-                    .offset(offset)
-                )
-                .mappings()
-                .all()
-            )
-        return [PetitionRecord.from_row(row) for row in rows], int(total)
+        """Open petitions of one queue, returned ones first, then soonest due; returns (page, total)."""
+        query = PetitionQuery(
+            queues=(queue,), statuses=(status,) if status else (), limit=limit, offset=offset, sort=SortOrder.DUE
+        )
+        return self.search(query, now)
 
     def feedback(self) -> list[Correction]:
         """Routing corrections, oldest first: the retraining set (masked text, predicted vs corrected)."""
@@ -272,15 +353,16 @@ class QueueStore:
         department = prediction.heads.get("department")
         domain = prediction.heads["domain"]
         document = rules.prediction_document(prediction)
+        petitioner = submission.petitioner or Petitioner()
         inserted = conn.execute(
             petitions.insert().values(
                 external_id=submission.external_id,
                 idempotency_key=submission.idempotency_key,
                 text=text,
-                masked_text=prepare_text(text),
+                masked_text=mask_as_written(text),
                 channel=channel,
                 received_at=received,
-                due_at=rules.due_at(received, self.due_days),
+                due_at=self.deadlines.hand_over_due(received),
                 created_at=now,
                 updated_at=now,
                 created_by=submission.actor,
@@ -295,6 +377,10 @@ class QueueStore:
                 prediction=document,
                 domain=domain.label,
                 department=department.label if department else None,
+                petitioner_name=petitioner.name,
+                petitioner_contact=petitioner.contact,
+                headcount=petitioner.headcount,
+                address=petitioner.address,
             )
         ).inserted_primary_key
         assert inserted is not None
@@ -413,7 +499,6 @@ class QueueStore:
         self,
         conn: Connection,
         current: PetitionRecord,
-        status: Status,
         action: Action,
         actor: str,
         role: Role,
@@ -424,22 +509,36 @@ class QueueStore:
         details: dict[str, Any] | None = None,
         **values: Any,
     ) -> None:
-        """Move a petition to `status` (and `to_queue`), releasing any lease, and record it in the history."""
+        """Apply `action` if store/workflow.py allows it from the current status (and queue), and record
+        it in the history. A move to another status releases any lease; a note or an extension does not."""
+        status = workflow.check(current.id, action, current.status, current.queue)
+        if workflow.TRANSITIONS[action].target is not None:
+            values.update(status=status, lease_owner=None, lease_expires_at=None)
         queue = to_queue or current.queue
         conn.execute(
-            update(petitions)
-            .where(petitions.c.id == current.id)
-            .values(status=status, queue=queue, updated_at=now, lease_owner=None, lease_expires_at=None, **values)
+            update(petitions).where(petitions.c.id == current.id).values(queue=queue, updated_at=now, **values)
         )
         self._log(
             conn, current.id, now, actor, role, action, current.status, status, current.queue, queue, note, details
         )
 
-    def _open_for_update(self, conn: Connection, petition_id: int, now: datetime) -> PetitionRecord:
-        current = self._load(conn, petition_id, now, with_history=False)
-        if current.status == Status.CLOSED:
-            raise PetitionClosed(petition_id)
-        return current
+    def _act(
+        self,
+        petition_id: int,
+        action: Action,
+        actor: str,
+        role: Role,
+        now: datetime | None,
+        values: Callable[[PetitionRecord, datetime], dict[str, Any]] = lambda _current, _now: {},
+        **options: Any,
+    ) -> PetitionRecord:
+        """One checked transition in its own write transaction; `values(current, now)` gives the columns to set."""
+        now = now or utcnow()
+        with self._write() as conn:
+            current = self._load(conn, petition_id, now, with_history=False)
+            workflow.check(current.id, action, current.status, current.queue)  # before `values` looks at it
+            self._transition(conn, current, action, actor, role, now, **options, **values(current, now))
+        return self.get(petition_id, now=now)
 
     def route(
         self,
@@ -458,13 +557,12 @@ class QueueStore:
             raise UnknownQueue(department)
         now = now or utcnow()
         with self._write() as conn:
-            current = self._open_for_update(conn, petition_id, now)
+            current = self._load(conn, petition_id, now, with_history=False)
             new_domain = domain or current.domain
             correction = department != current.predicted_department or new_domain != current.predicted_domain
             self._transition(
                 conn,
                 current,
-                Status.ROUTED,
                 Action.CORRECTED if correction else Action.ROUTED,
                 actor,
                 role,
@@ -494,22 +592,83 @@ class QueueStore:
                 )
         return self.get(petition_id, now=now), correction
 
-    def close(
-        self, petition_id: int, resolution: str, *, actor: str, role: Role, now: datetime | None = None
+    def accept(
+        self, petition_id: int, *, actor: str, role: Role, note: str | None = None, now: datetime | None = None
     ) -> PetitionRecord:
-        now = now or utcnow()
-        with self._write() as conn:
-            current = self._open_for_update(conn, petition_id, now)
-            self._transition(
-                conn,
-                current,
-                Status.CLOSED,
-                Action.CLOSED,
-                actor,
-                role,
-                now,
-                resolution=resolution,
-                closed_at=now,
-                closed_by=actor,
-            )
-        return self.get(petition_id, now=now)
+        """The department takes the petition into its work list: assigned to `actor` until closed or
+        returned (no lease), the hand-over clock stops and the handling clock starts."""
+
+        def values(current: PetitionRecord, now: datetime) -> dict[str, Any]:
+            due = self.deadlines.handling_due(now)
+            return {
+                "accepted_at": now,
+                "assignee": actor,
+                "handling_due_at": due,
+                "handed_over_at": func.coalesce(petitions.c.handed_over_at, now),
+                "details": {"handling_due_at": due.isoformat(), "hand_over_late": now > current.due_at},
+            }
+
+        return self._act(petition_id, Action.ACCEPTED, actor, role, now, values, note=note)
+
+    def return_to_triage(
+        self, petition_id: int, reason: str, *, actor: str, role: Role, now: datetime | None = None
+    ) -> PetitionRecord:
+        """The department sends a wrongly routed petition back to manual triage with its reason; the
+        assignment and handling clock end, and the hand-over clock (from registration) runs again."""
+
+        def values(current: PetitionRecord, now: datetime) -> dict[str, Any]:
+            return {
+                "returned_at": now,
+                "accepted_at": None,
+                "assignee": None,
+                "handling_due_at": None,
+                "extension_days": None,
+                "extension_reason": None,
+                "extended_at": None,
+            }
+
+        return self._act(petition_id, Action.RETURNED, actor, role, now, values, to_queue=MANUAL_TRIAGE, note=reason)
+
+    def add_note(
+        self, petition_id: int, note: str, *, actor: str, role: Role, now: datetime | None = None
+    ) -> PetitionRecord:
+        return self._act(petition_id, Action.NOTED, actor, role, now, note=note)
+
+    def extend(
+        self, petition_id: int, days: int, reason: str, *, actor: str, role: Role, now: datetime | None = None
+    ) -> PetitionRecord:
+        """Move the handling deadline once, by at most `deadlines.max_extension_days` (ExtensionRefused)."""
+        if not 1 <= days <= self.deadlines.max_extension_days:
+            raise ExtensionRefused(petition_id, "too_long")
+
+        def values(current: PetitionRecord, now: datetime) -> dict[str, Any]:
+            if current.extension_days is not None:
+                raise ExtensionRefused(petition_id, "used")
+            assert current.handling_due_at is not None  # set on acceptance, the only way into ACCEPTED
+            due = current.handling_due_at + timedelta(days=days)
+            return {
+                "extension_days": days,
+                "extension_reason": reason,
+                "extended_at": now,
+                "handling_due_at": due,
+                "details": {"days": days, "handling_due_at": due.isoformat()},
+            }
+
+        return self._act(petition_id, Action.EXTENDED, actor, role, now, values, note=reason)
+
+    def close(
+        self,
+        petition_id: int,
+        resolution: str,
+        *,
+        actor: str,
+        role: Role,
+        reply_summary: str | None = None,
+        now: datetime | None = None,
+    ) -> PetitionRecord:
+        """Close with the resolution (for the office) and an optional reply summary (for the petitioner)."""
+
+        def values(current: PetitionRecord, now: datetime) -> dict[str, Any]:
+            return {"resolution": resolution, "reply_summary": reply_summary, "closed_at": now, "closed_by": actor}
+
+        return self._act(petition_id, Action.CLOSED, actor, role, now, values)

@@ -9,7 +9,7 @@ from typing import Any
 
 from model.classifier import Prediction
 from store.rules import PredictionDocument
-from store.vocabulary import Action, Channel, Role, Status
+from store.vocabulary import Action, Channel, Role, SortOrder, Status
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,18 @@ class Submission:
     idempotency_key: str | None = None
     actor: str = "system"
     role: Role = Role.SYSTEM
+    petitioner: Petitioner | None = None
+
+
+@dataclass(frozen=True)
+class Petitioner:
+    """Who petitioned: personal data, stored as given, shown masked to a department before hand-over,
+    never logged. `headcount` above 1 marks a collective petition (集体访)."""
+
+    name: str | None = None
+    contact: str | None = None
+    headcount: int | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +89,9 @@ class Lease:
 class PetitionRecord:
     """A stored petition as seen at the moment it was read.
 
-    `status` and `overdue` are evaluated by the database at read time (see store/rules.py): a claim
-    whose lease has run out reads as queued (or routed) again.
+    `status` and the overdue flags are evaluated by the database at read time (see store/rules.py):
+    a claim whose lease has run out reads as queued (or routed) again. `due_at` is the hand-over
+    deadline, `handling_due_at` the handling deadline (set on acceptance, extension included).
     """
 
     id: int
@@ -94,6 +107,8 @@ class PetitionRecord:
     created_by: str
     status: Status
     overdue: bool
+    hand_over_overdue: bool
+    handling_overdue: bool
     queue: str
     model_version: str
     predicted_domain: str
@@ -113,6 +128,18 @@ class PetitionRecord:
     closed_at: datetime | None
     closed_by: str | None
     resolution: str | None
+    petitioner_name: str | None = None
+    petitioner_contact: str | None = None
+    headcount: int | None = None
+    address: str | None = None
+    accepted_at: datetime | None = None
+    assignee: str | None = None
+    handling_due_at: datetime | None = None
+    extension_days: int | None = None
+    extension_reason: str | None = None
+    extended_at: datetime | None = None
+    returned_at: datetime | None = None
+    reply_summary: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
 
     @property
@@ -125,12 +152,14 @@ class PetitionRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], history: tuple[HistoryEntry, ...] = ()) -> PetitionRecord:
-        """From a row selected with the `effective_status` and `is_overdue` columns (see QueueStore)."""
+        """From a row selected with the `effective_status` and overdue columns (see QueueStore)."""
         values = {name: row[name] for name in _PETITION_COLUMNS}
         values.update(
             channel=Channel(row["channel"]),
             status=Status(row["effective_status"]),
-            overdue=bool(row["is_overdue"]),
+            hand_over_overdue=bool(row["is_hand_over_overdue"]),
+            handling_overdue=bool(row["is_handling_overdue"]),
+            overdue=bool(row["is_hand_over_overdue"]) or bool(row["is_handling_overdue"]),
             needs_review=bool(row["needs_review"]),
             history=history,
         )
@@ -159,13 +188,38 @@ class Correction:
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """Open petitions of one queue by effective status, plus how many are overdue."""
+    """Open petitions of one queue by effective status, plus how many are overdue on each clock."""
 
     queued: int = 0
     routed: int = 0
     claimed: int = 0
-    overdue: int = 0
+    accepted: int = 0
+    returned: int = 0
+    overdue: int = 0  # on either clock
+    hand_over_overdue: int = 0
+    handling_overdue: int = 0
     open: int = 0
+
+
+@dataclass(frozen=True)
+class PetitionQuery:
+    """A search over stored petitions; every given criterion must hold.
+
+    `text` matches the masked text (the query is masked the same way first), part of the external
+    id, or the number. `queues` empty means every queue; `statuses` empty means every open one
+    (closed ones only when asked for). Received dates are inclusive bounds.
+    """
+
+    text: str | None = None
+    queues: tuple[str, ...] = ()
+    statuses: tuple[Status, ...] = ()
+    channel: Channel | None = None
+    overdue: bool | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    sort: SortOrder = SortOrder.DUE
+    limit: int = 50
+    offset: int = 0
 
 
 def _status(value: str | None) -> Status | None:
@@ -174,5 +228,7 @@ def _status(value: str | None) -> Status | None:
 
 # Columns copied as they are; channel, status and overdue are converted, history is loaded separately.
 _PETITION_COLUMNS = tuple(
-    item.name for item in fields(PetitionRecord) if item.name not in {"status", "overdue", "history"}
+    item.name
+    for item in fields(PetitionRecord)
+    if item.name not in {"status", "overdue", "hand_over_overdue", "handling_overdue", "history"}
 )

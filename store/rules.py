@@ -1,5 +1,5 @@
-"""The routing rules, each written once: where a prediction goes, when a lease has run out, what is
-overdue, when a petition is due, what can be claimed.
+"""The routing rules, each written once: where a prediction goes, when a lease has run out, when a
+petition is due on each clock, what is overdue (one rule for both clocks), what can be claimed.
 
 The time rules are SQL expressions evaluated by the database both when counting and when reading
 a single row (the store selects them as extra columns), so Python never re-implements them.
@@ -8,6 +8,7 @@ a single row (the store selects them as extra columns), so Python never re-imple
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -15,7 +16,8 @@ from sqlalchemy import ColumnElement, and_, case, or_
 
 from model.classifier import Prediction
 from store.schema import petitions
-from store.vocabulary import MANUAL_TRIAGE, Status
+from store.vocabulary import MANUAL_TRIAGE, Action, Clock, Status
+from store.workflow import TRANSITIONS
 
 
 class HeadDocument(TypedDict):
@@ -57,9 +59,24 @@ def prediction_document(prediction: Prediction) -> PredictionDocument:
     }
 
 
-def due_at(received_at: datetime, due_days: int) -> datetime:
-    """Hand-over deadline: the responsible department must have it within `due_days` of receipt."""
-    return received_at + timedelta(days=due_days)
+@dataclass(frozen=True)
+class Deadlines:
+    """The two clocks of the 信访工作条例, in calendar days (weekends and holidays count).
+
+    Hand-over: registration (receipt) + `hand_over_days`; it stops when the responsible department
+    accepts the petition into its work list. Handling: acceptance + `handling_days`, moved once by
+    an extension of at most `max_extension_days`; it stops when the petition is closed.
+    """
+
+    hand_over_days: int = 15
+    handling_days: int = 60
+    max_extension_days: int = 30
+
+    def hand_over_due(self, received_at: datetime) -> datetime:
+        return received_at + timedelta(days=self.hand_over_days)
+
+    def handling_due(self, accepted_at: datetime) -> datetime:
+        return accepted_at + timedelta(days=self.handling_days)
 
 
 def lease_expired(now: datetime) -> ColumnElement[bool]:
@@ -68,24 +85,52 @@ def lease_expired(now: datetime) -> ColumnElement[bool]:
 
 
 def effective_status(now: datetime) -> ColumnElement[str]:
-    """The status as seen at `now`: an expired claim is routed again if a clerk routed it, else queued."""
-    back_in_queue = case((petitions.c.routed_at.is_not(None), Status.ROUTED.value), else_=Status.QUEUED.value)
+    """The status as seen at `now`: an expired claim is back where it was before it was claimed
+    (returned if a department returned it since the last route, routed if a clerk routed it, else queued)."""
+    returned_last = and_(
+        petitions.c.returned_at.is_not(None),
+        or_(petitions.c.routed_at.is_(None), petitions.c.returned_at > petitions.c.routed_at),
+    )
+    back_in_queue = case(
+        (returned_last, Status.RETURNED.value),
+        (petitions.c.routed_at.is_not(None), Status.ROUTED.value),
+        else_=Status.QUEUED.value,
+    )
     return case((lease_expired(now), back_in_queue), else_=petitions.c.status)
 
 
+def past_due(due: ColumnElement[Any], stopped: ColumnElement[Any], now: datetime) -> ColumnElement[bool]:
+    """The one overdue rule, for either clock: its deadline has passed, the clock was never stopped,
+    and the petition is still open."""
+    return and_(due.is_not(None), due < now, stopped.is_(None), petitions.c.status != Status.CLOSED)
+
+
+def clock_overdue(clock: Clock, now: datetime) -> ColumnElement[bool]:
+    """Hand-over: past `due_at` and not yet accepted by a department (routing or a lease does not
+    stop it). Handling: past `handling_due_at` (extension included) and not closed."""
+    if clock == Clock.HAND_OVER:
+        return past_due(petitions.c.due_at, petitions.c.accepted_at, now)
+    return past_due(petitions.c.handling_due_at, petitions.c.closed_at, now)
+
+
 def overdue(now: datetime) -> ColumnElement[bool]:
-    """Past due, not closed, and never handed to the responsible department."""
-    return and_(petitions.c.due_at < now, petitions.c.handed_over_at.is_(None), petitions.c.status != Status.CLOSED)
+    """Overdue on either clock."""
+    return or_(*(clock_overdue(clock, now) for clock in Clock))
+
+
+def next_due() -> ColumnElement[Any]:
+    """The deadline that matters now: the handling due date once accepted, else the hand-over due date."""
+    return case((petitions.c.accepted_at.is_not(None), petitions.c.handling_due_at), else_=petitions.c.due_at)
 
 
 def claimable(queue: str, now: datetime) -> ColumnElement[bool]:
-    """Queued or routed in `queue`, or claimed there with an expired lease."""
+    """In `queue` and in a status a claim may start from (store/workflow.py), or claimed with an expired lease."""
     return and_(
         petitions.c.queue == queue,
-        or_(petitions.c.status.in_((Status.QUEUED, Status.ROUTED)), lease_expired(now)),
+        or_(petitions.c.status.in_(sorted(TRANSITIONS[Action.CLAIMED].sources)), lease_expired(now)),
     )
 
 
 def hands_over(queue: str) -> bool:
-    """Claiming from a department queue hands the petition to that department (stops the overdue clock)."""
+    """Claiming from a department queue hands the petition to that department (it may then see the text)."""
     return queue != MANUAL_TRIAGE

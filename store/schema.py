@@ -79,8 +79,23 @@ petitions = Table(
     Column("closed_at", UTCDateTime),
     Column("closed_by", String(200)),
     Column("resolution", Text),
+    # The petitioner (migration 3): personal data, shown masked to a department before hand-over, never logged.
+    Column("petitioner_name", String(200)),
+    Column("petitioner_contact", String(200)),
+    Column("headcount", Integer),
+    Column("address", String(500)),
+    # The department's work (migration 3): acceptance starts the handling clock; one extension.
+    Column("accepted_at", UTCDateTime),
+    Column("assignee", String(200)),
+    Column("handling_due_at", UTCDateTime),
+    Column("extension_days", Integer),
+    Column("extension_reason", Text),
+    Column("extended_at", UTCDateTime),
+    Column("returned_at", UTCDateTime),
+    Column("reply_summary", Text),
     Index("ix_petitions_claim", "queue", "status", "due_at", "id"),
     Index("ix_petitions_status_due", "status", "due_at"),
+    Index("ix_petitions_received", "received_at"),
 )
 
 history = Table(

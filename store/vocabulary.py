@@ -2,7 +2,7 @@
 
 Each is a `StrEnum` (the stored value is the member's value), with the Chinese label the console
 shows. Queue ids are not here: they are the taxonomy's department ids plus `MANUAL_TRIAGE`.
-Add members (for instance a department workflow's accepted/returned/extended) rather than renaming.
+Add members rather than renaming. Which action may move which status where is in store/workflow.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class Status(StrEnum):
     QUEUED = "queued"
     CLAIMED = "claimed"
     ROUTED = "routed"
+    ACCEPTED = "accepted"  # in the department's work list (an assignment until closed or returned)
+    RETURNED = "returned"  # sent back to manual triage by a department, with a reason
     CLOSED = "closed"
 
     @property
@@ -53,6 +55,10 @@ class Action(StrEnum):
     CLAIMED = "claimed"
     ROUTED = "routed"
     CORRECTED = "corrected"
+    ACCEPTED = "accepted"
+    RETURNED = "returned"
+    NOTED = "noted"
+    EXTENDED = "extended"
     CLOSED = "closed"
 
     @property
@@ -60,10 +66,32 @@ class Action(StrEnum):
         return ACTION_LABELS[self]
 
 
+class Clock(StrEnum):
+    """The two deadlines of the 信访工作条例 (calendar days, configurable in service/settings.py)."""
+
+    HAND_OVER = "hand_over"  # registration -> the department accepts it (转送/交办)
+    HANDLING = "handling"  # acceptance -> closed (办理), extendable once
+
+    @property
+    def label(self) -> str:
+        return CLOCK_LABELS[self]
+
+
+class SortOrder(StrEnum):
+    """How a petition list is ordered. The next deadline is the handling due date once accepted, else hand-over."""
+
+    DUE = "due"
+    DUE_DESC = "-due"
+    RECEIVED = "received"
+    RECEIVED_DESC = "-received"
+
+
 STATUS_LABELS: dict[Status, str] = {
     Status.QUEUED: "待确认",
     Status.ROUTED: "已分流",
     Status.CLAIMED: "已领取",
+    Status.ACCEPTED: "承办中",
+    Status.RETURNED: "已退回",
     Status.CLOSED: "已办结",
 }
 CHANNEL_LABELS: dict[Channel, str] = {
@@ -83,5 +111,10 @@ ACTION_LABELS: dict[Action, str] = {
     Action.CLAIMED: "领取",
     Action.ROUTED: "确认分流",
     Action.CORRECTED: "更正分流",
+    Action.ACCEPTED: "受理",
+    Action.RETURNED: "退回",
+    Action.NOTED: "备注",
+    Action.EXTENDED: "延期",
     Action.CLOSED: "办结",
 }
+CLOCK_LABELS: dict[Clock, str] = {Clock.HAND_OVER: "转交期限", Clock.HANDLING: "办理期限"}

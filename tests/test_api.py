@@ -443,14 +443,16 @@ def test_close_by_department_and_closed_is_final(client: TestClient) -> None:
     assert_error(route_to(client, petition_id, "housing"), 409, "petition_closed")
 
 
-def test_overdue_until_handed_to_the_department(client: TestClient) -> None:
+def test_overdue_until_the_department_accepts(client: TestClient) -> None:
     received = (datetime.now(UTC) - timedelta(days=20)).isoformat()
     body = submit(client, received_at=received).json()
     assert body["overdue"] is True
     counts = {queue["queue"]: queue for queue in client.get("/v1/queues", headers=CLERK).json()["queues"]}
     assert counts[body["queue"]]["overdue"] == 1
     routed = route_to(client, body["id"], "housing").json()
-    assert routed["overdue"] is False and routed["route"]["handed_over_at"] is not None
+    assert routed["overdue"] is True and routed["route"]["handed_over_at"] is not None
+    accepted = client.post(f"/v1/petitions/{body['id']}/accept", headers=HOUSING).json()
+    assert accepted["overdue"] is False and accepted["status"] == "accepted"
 
 
 # -- model -------------------------------------------------------------------------------------------

@@ -200,19 +200,24 @@ def test_close_is_final(store: QueueStore) -> None:
     assert store.claim("housing", "dept", lease_seconds=60) is None
 
 
-def test_overdue_means_not_handed_to_the_department_by_the_due_date(store: QueueStore) -> None:
+def test_hand_over_clock_runs_until_the_department_accepts(store: QueueStore) -> None:
     now = T0 + timedelta(days=16)
-    waiting = store.submit(submission("等待"), now=T0)
-    claimed = store.submit(submission("部门已领取"), now=T0)
+    accepted = store.submit(submission("部门已受理"), now=T0)
+    leased = store.submit(submission("部门只领取"), now=T0)
+    routed = store.submit(submission("登记员已分流"), now=T0)
     manual = store.submit(submission("人工", prediction=prediction(confident=False)), now=T0)
-    assert store.get(waiting.petition_id, now=T0 + timedelta(days=14)).overdue is False
-    assert store.claim("housing", "dept", lease_seconds=60, now=T0 + timedelta(days=1)).id == waiting.petition_id
+    assert store.get(accepted.petition_id, now=T0 + timedelta(days=14)).overdue is False
+    store.accept(accepted.petition_id, actor="dept", role="department", now=T0 + timedelta(days=1))
+    assert store.claim("housing", "worker", lease_seconds=60, now=T0 + timedelta(days=1)).id == leased.petition_id
+    store.route(routed.petition_id, "housing", actor="clerk", role="clerk", now=T0 + timedelta(days=2))
     store.claim(MANUAL_TRIAGE, "clerk", lease_seconds=60, now=T0 + timedelta(days=1))
-    assert store.get(waiting.petition_id, now=now).overdue is False  # the department took it in time
-    assert store.get(manual.petition_id, now=now).overdue is True  # a clerk's claim is not a hand-over
-    assert store.get(claimed.petition_id, now=now).overdue is True
+    assert store.get(accepted.petition_id, now=now).overdue is False  # the department took it in time
+    for waiting in (leased, routed, manual):  # a lease or a route does not stop the hand-over clock
+        petition = store.get(waiting.petition_id, now=now)
+        assert petition.overdue and petition.hand_over_overdue and not petition.handling_overdue
     counts = store.queue_counts(now)
-    assert counts["housing"].overdue == 1 and counts[MANUAL_TRIAGE].overdue == 1
+    assert counts["housing"].overdue == 2 and counts["housing"].hand_over_overdue == 2
+    assert counts[MANUAL_TRIAGE].overdue == 1 and counts["housing"].accepted == 1
 
 
 def test_list_queue_pages_oldest_due_first(store: QueueStore) -> None:

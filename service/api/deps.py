@@ -120,4 +120,6 @@ def get_intake(
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 RoutingUser = Annotated[Principal, Depends(allowed(Permission.ROUTE))]
 ClosingUser = Annotated[Principal, Depends(allowed(Permission.CLOSE))]
+HandlingUser = Annotated[Principal, Depends(allowed(Permission.HANDLE))]
+NotingUser = Annotated[Principal, Depends(allowed(Permission.NOTE))]
 AdminUser = Annotated[Principal, Depends(allowed(Permission.RELOAD_MODEL))]
