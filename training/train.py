@@ -60,6 +60,11 @@ def head_targets(data: LabelledData) -> dict[str, list[str]]:
     return targets
 
 
+def manifest_parameters(model: TriageModel) -> dict[str, Any]:
+    """The model's parameters as the manifest stores them (JSON: tuples become lists)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in model.get_params().items()}
+
+
 def recorded_real_text_figures(data: LabelledData, parameters: dict[str, Any]) -> dict[str, Any] | None:
     """Dev-set figures recorded by `benchmarks/real_data.py --record` for exactly this data and configuration.
 
@@ -175,9 +180,7 @@ def train_and_register(
         labels={head: model.classes(head) for head in model.head_names_},
         thresholds=model.thresholds_,
         metrics={"test": test_metrics, "out_of_fold_train": model.validation_},
-        parameters={
-            key: list(value) if isinstance(value, tuple) else value for key, value in model.get_params().items()
-        },
+        parameters=manifest_parameters(model),
         library_versions=library_versions(),
         segmenter=model.trained_segmenter.value,
     )
