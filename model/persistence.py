@@ -57,7 +57,10 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise TypeError("a manifest is a JSON object")
+        return cls(**fields)
 
 
 def file_sha256(path: Path) -> str:
@@ -85,9 +88,12 @@ def read_manifest(folder: Path) -> Manifest:
     if not path.is_file():
         raise ModelLoadError(f"no manifest at {path}")
     try:
-        return Manifest.from_json(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ModelLoadError(f"unreadable manifest {path}: {error}") from error
+        manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+        raise ModelLoadError(f"模型清单无法读取 / unreadable manifest {path}: {error}") from error
+    if not isinstance(manifest.model_sha256, str) or not isinstance(manifest.version, str):
+        raise ModelLoadError(f"模型清单字段类型错误 / malformed manifest {path}: version and model_sha256 must be text")
+    return manifest
 
 
 def verify_model(folder: Path) -> Manifest:

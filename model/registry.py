@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from model.persistence import MANIFEST_FILE, Manifest, read_manifest
 
 CURRENT_FILE = "CURRENT"
+# A version is one folder name inside the registry: no separators, no "..", nothing hidden.
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RegistryError(RuntimeError):
@@ -29,7 +32,10 @@ class Registry:
         return version
 
     def folder(self, version: str) -> Path:
+        """The folder of `version`, which must be a plain folder name inside the registry."""
         path = self.root / version
+        if not VERSION_NAME.fullmatch(version) or ".." in version or path.resolve().parent != self.root.resolve():
+            raise RegistryError(f"无效的模型版本名 / invalid model version name: {version!r}")
         if not (path / MANIFEST_FILE).is_file():
             raise RegistryError(f"模型版本不存在 / no such model version: {version} in {self.root}")
         return path

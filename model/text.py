@@ -36,6 +36,29 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 _EXPORT_DEBRIS = re.compile(r"_x000[0-9A-Fa-f]_")
 _WHITESPACE = re.compile(r"\s+")
+# Control and format characters (NUL, zero-width spaces and joiners, BOM, word joiner): invisible, so
+# they carry no words, and they split digit runs that masking must see whole. Whitespace is kept.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV/formula injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE_CATEGORIES and not char.isspace()
+
+
+def drop_invisible(text: str) -> str:
+    return "".join(char for char in text if not is_invisible(char))
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing visible is left: only whitespace, NUL, zero-width or other format characters."""
+    return all(char.isspace() or is_invisible(char) for char in text)
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell value that a spreadsheet shows as text and never evaluates: a leading `'` before a formula start."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def mask_personal_data(text: str) -> str:
@@ -97,9 +120,9 @@ def _t2s() -> opencc.OpenCC:
 
 
 def normalize_text(text: str) -> str:
-    """Fold full-width forms, strip spreadsheet export debris, collapse whitespace, simplify."""
+    """Fold full-width forms, drop invisible characters and export debris, collapse whitespace, simplify."""
     text = _EXPORT_DEBRIS.sub(" ", text)
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", drop_invisible(text))
     text = _WHITESPACE.sub(" ", text).strip()
     return _t2s().convert(text)
 

@@ -21,6 +21,7 @@ from service.errors import install_error_handlers
 from service.logging import configure_logging, log_event
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, BodyLimitMiddleware
+from service.openapi import install_openapi
 from service.predictor import Batcher, ModelHolder
 from service.settings import DEV_API_KEYS, Settings
 from store import QueueStore
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.taxonomy = load_taxonomy()
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_openapi(app, settings, app.state.taxonomy)
     app.include_router(api_router)
     app.include_router(console_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     READ_ALL_QUEUES = "read_all_queues"  # without it, only the key's own department queue
     SEE_TEXT = "see_text"  # raw text at any time (departments see it once handed over)
     RELOAD_MODEL = "reload_model"
+    OVERRIDE_LEASE = "override_lease"  # close an item claimed by another worker
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -58,6 +59,10 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
+
+    def holds(self, lease_owner: str) -> bool:
+        """The lease is this key's own (claims are recorded as `name` or `name/worker`)."""
+        return lease_owner == self.name or lease_owner.startswith(f"{self.name}/")
 
     def visible_queues(self, queues: tuple[str, ...]) -> tuple[str, ...]:
         """The queues this key may read, of `queues`."""

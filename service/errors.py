@@ -63,6 +63,10 @@ def error_response(
 # Validation error types we raise ourselves (pydantic custom errors) or single out, with messages.
 VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "empty_text": ("信访内容不能为空", "text must not be empty or whitespace only"),
+    "empty_resolution": ("办理结果不能为空", "resolution must not be empty or whitespace only"),
+    "empty_reason": ("理由不能为空", "reason must not be empty or whitespace only"),
+    "empty_note": ("备注不能为空", "note must not be empty or whitespace only"),
+    "received_out_of_range": ("收件时间超出范围（1900 年至今）", "received_at must be between 1900 and now"),
     "text_too_long": ("信访内容过长", "text is longer than the allowed maximum"),
     "batch_too_large": ("批量提交条目过多", "too many items in one batch"),
     "batch_empty": ("批量提交不能为空", "a batch needs at least one item"),

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from model.classifier import Prediction
 from model.taxonomy import Taxonomy
 from model.text import prepare_text
-from service.auth import Principal, check_queue_access
+from service.auth import Permission, Principal
 from service.errors import ApiError, error_body, validation_error
 from service.logging import log_event
 from service.metrics import Metrics
@@ -34,7 +34,7 @@ from service.schemas import (
     SubmitOut,
 )
 from service.settings import Settings
-from service.views import head_summary, live_prediction_out, petition_out, submit_out
+from service.views import handed_to, head_summary, live_prediction_out, petition_out, submit_out
 from store import (
     Action,
     ExtensionRefused,
@@ -148,12 +148,34 @@ def checked_text(text: str, settings: Settings) -> str:
 
 
 def received_time(value: datetime | None, now: datetime) -> datetime:
+    """When the office received it, in UTC; the schema has already refused dates before 1900."""
     if value is None:
         return now
     aware = value if value.tzinfo is not None else value.replace(tzinfo=CHINA_STANDARD_TIME)
     if aware > now + CLOCK_SKEW:
         raise ApiError(422, "received_in_future", "收件时间不能晚于当前时间", "received_at is in the future")
     return aware.astimezone(UTC)
+
+
+def checked_batch_size(items: list[Any], settings: Settings) -> None:
+    """Bound the work of one request: item count and the characters of all texts together."""
+    if not items:
+        raise ApiError(422, "batch_empty", "批量提交不能为空", "a batch needs at least one item")
+    if len(items) > settings.max_batch_items:
+        raise ApiError(
+            422,
+            "batch_too_large",
+            f"每批最多 {settings.max_batch_items} 件",
+            f"at most {settings.max_batch_items} items per batch",
+        )
+    chars = sum(len(item["text"]) for item in items if isinstance(item, dict) and isinstance(item.get("text"), str))
+    if chars > settings.max_batch_chars:
+        raise ApiError(
+            422,
+            "batch_too_large",
+            f"每批文字合计最多 {settings.max_batch_chars} 字",
+            f"at most {settings.max_batch_chars} characters of text per batch",
+        )
 
 
 def _elapsed_ms(started: float) -> float:
@@ -265,15 +287,7 @@ def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
     """Validate each item on its own; store the valid ones in one commit; report each item's outcome."""
     started = time.perf_counter()
     settings = intake.settings
-    if not items:
-        raise ApiError(422, "batch_empty", "批量提交不能为空", "a batch needs at least one item")
-    if len(items) > settings.max_batch_items:
-        raise ApiError(
-            422,
-            "batch_too_large",
-            f"每批最多 {settings.max_batch_items} 件",
-            f"at most {settings.max_batch_items} items per batch",
-        )
+    checked_batch_size(items, settings)
     now = datetime.now(UTC)
     results: dict[int, BatchItemOut] = {}
     valid: list[tuple[int, SubmitIn, str, datetime]] = []
@@ -328,13 +342,35 @@ def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
 
 
 def readable(store: QueueStore, petition_id: int, principal: Principal) -> PetitionRecord:
-    """The petition, if it exists (404) and the caller may access its queue (403)."""
+    """The petition, if it exists and the caller may access its queue: 404 for both, so that a
+    department cannot learn which ids exist in other queues."""
     try:
         petition = store.get(petition_id)
     except PetitionNotFound as error:
         raise not_found(petition_id) from error
-    check_queue_access(principal, petition.queue)
+    if not principal.may_access_queue(petition.queue):
+        raise not_found(petition_id)
     return petition
+
+
+def check_may_close(principal: Principal, petition: PetitionRecord) -> None:
+    """A department closes only what a clerk handed to it; nobody but an admin closes another's claim."""
+    if not principal.can(Permission.SEE_TEXT) and not handed_to(principal, petition):
+        raise ApiError(
+            409,
+            "not_handed_over",
+            "该件尚未由登记员确认分流到本部门，不能办结",
+            "a clerk has not yet confirmed this petition's route to your department",
+        )
+    lease = petition.lease
+    if lease is not None and not principal.can(Permission.OVERRIDE_LEASE) and not principal.holds(lease.owner):
+        raise ApiError(
+            409,
+            "leased_to_other",
+            f"该件已由 {lease.owner} 领取办理中",
+            f"petition {petition.id} is claimed by {lease.owner}",
+            {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()},
+        )
 
 
 def read(store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal) -> PetitionOut:
@@ -379,10 +415,13 @@ def act(
     principal: Principal,
     action: Action,
     step: Callable[[], PetitionRecord],
+    check: Callable[[Principal, PetitionRecord], None] | None = None,
 ) -> PetitionOut:
     """One workflow step on a petition the caller may read (404/403 first), with the store's refusals
     answered as 409/422; logged by id, queue, status and actor (never the note or the reason)."""
     before = readable(store, petition_id, principal)
+    if check is not None:
+        check(principal, before)
     with answering_store_errors(petition_id, store):
         petition = step()
     log_event(
@@ -416,6 +455,7 @@ def close(
         lambda: store.close(
             petition_id, resolution.strip(), reply_summary=reply, actor=principal.name, role=principal.role
         ),
+        check_may_close,
     )
 
 

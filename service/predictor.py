@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from model.classifier import Prediction, TriageModel
-from model.persistence import Manifest, load_model, read_manifest
+from model.persistence import Manifest, load_model, verify_model
 from model.registry import Registry
 from service.logging import log_event
 from store import QueueStore, StoreError, Submission, Submitted
@@ -40,7 +40,9 @@ _CACHE_SIZE = 2
 
 
 def _load_cached(folder: Path) -> tuple[TriageModel, Manifest]:
-    manifest = read_manifest(folder)
+    """The model of `folder`; the file is hashed every time (about 0.1 s), so a cached model is only
+    reused for bytes that still match the manifest: a truncated or swapped file is never "reloaded"."""
+    manifest = verify_model(folder)
     with _cache_lock:
         cached = _cache.get(manifest.model_sha256)
     if cached is not None:

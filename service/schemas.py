@@ -7,32 +7,45 @@ enums (store/vocabulary.py), so the OpenAPI schema lists their values.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from model.text import is_blank
 from store import Action, Channel, Role, Status
 
-MAX_TEXT_CHARS = 20_000
+# Not blank: at least one character that is neither whitespace nor invisible (NUL, zero-width, BOM...).
+# Declared for clients in the schema; `model.text.is_blank` is the rule the service applies.
+NOT_BLANK_PATTERN = (
+    r"[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
+# Oldest receipt date accepted: earlier dates are typing errors, and dates near year 1 overflow.
+EARLIEST_RECEIPT = datetime(1900, 1, 1, tzinfo=timezone(timedelta(hours=8)))
+LATEST_YEAR = 9000
 
 EXAMPLE_TEXT = (
     "我于2022年在某楼盘购买商品房，合同约定2023年6月交房，至今仍未交付，开发商拒不答复，请求督促开发商尽快交房。"
 )
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise PydanticCustomError("empty_text", "text must not be empty or whitespace only")
+def _not_blank(
+    value: str, code: str = "empty_text", message_en: str = "text must not be empty or whitespace only"
+) -> str:
+    if is_blank(value):
+        raise PydanticCustomError(code, message_en)
     return value
 
 
 class TextIn(BaseModel):
     text: str = Field(
-        max_length=MAX_TEXT_CHARS,
-        description="信访内容原文（不超过 20,000 字）/ petition text as received (at most 20,000 characters)",
+        description="信访内容原文（不能为空，长度上限见 maxLength，由 TRIAGE_MAX_TEXT_CHARS 配置）/ petition text "
+        "as received (not blank; at most maxLength characters, set by TRIAGE_MAX_TEXT_CHARS)",
         examples=[EXAMPLE_TEXT],
+        json_schema_extra=NOT_BLANK,
     )
 
     @field_validator("text")
@@ -62,8 +75,10 @@ class SubmitIn(TextIn):
     channel: Channel = Field(description="来源渠道：来信、来访、网上、电话 / intake channel")
     received_at: datetime | None = Field(
         None,
-        description="收件时间，缺省为当前时间；无时区时按北京时间 / when the office received it "
-        "(default now; a time without offset is read as China Standard Time, UTC+8)",
+        description="收件时间，缺省为当前时间；无时区时按北京时间；不得早于 1900 年，不得晚于当前时间 / when the "
+        "office received it (default now; a time without offset is read as China Standard Time, UTC+8); not "
+        "before 1900 and not in the future",
+        json_schema_extra={"x-not-before": EARLIEST_RECEIPT.isoformat(), "x-not-after": "now"},
     )
     external_id: str | None = Field(
         None,
@@ -82,11 +97,22 @@ class SubmitIn(TextIn):
     )
     address: str | None = Field(None, max_length=500, description="地址 / address")
 
+    @field_validator("received_at")
+    @classmethod
+    def _received_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=EARLIEST_RECEIPT.tzinfo)
+        # Compare years first: converting a datetime near year 1 (or 9999) to another offset overflows.
+        if not EARLIEST_RECEIPT.year <= value.year <= LATEST_YEAR or aware < EARLIEST_RECEIPT:
+            raise PydanticCustomError("received_out_of_range", "received_at must be between 1900 and now")
+        return aware
+
 
 class BatchIn(BaseModel):
     items: list[Any] = Field(
-        description="待提交的信访件，每件单独校验（最多 1,000 件）/ petitions, each "
-        "validated on its own (at most 1,000)"
+        description="待提交的信访件，每件单独校验（件数上限见 maxItems，总字数上限见 x-max-total-chars）/ "
+        "petitions, each validated on its own (at most maxItems items and x-max-total-chars characters in all)"
     )
 
 
@@ -104,10 +130,10 @@ class RouteIn(BaseModel):
 
 class CloseIn(BaseModel):
     resolution: str = Field(
-        min_length=1,
         max_length=5_000,
-        description="办理结果 / how it was resolved",
+        description="办理结果（不能为空）/ how it was resolved (not blank)",
         examples=["已转住建局督办，开发商承诺月底交房。"],
+        json_schema_extra=NOT_BLANK,
     )
     reply_summary: str | None = Field(
         None,
@@ -119,7 +145,7 @@ class CloseIn(BaseModel):
     @field_validator("resolution")
     @classmethod
     def _resolution_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
+        return _not_blank(value, "empty_resolution", "resolution must not be empty or whitespace only")
 
 
 class AcceptIn(BaseModel):
@@ -128,22 +154,30 @@ class AcceptIn(BaseModel):
 
 class ReasonIn(BaseModel):
     reason: str = Field(
-        min_length=1, max_length=2_000, description="理由 / reason", examples=["不属于本部门职责，应由自然资源局办理"]
+        max_length=2_000,
+        description="理由（不能为空）/ reason (not blank)",
+        examples=["不属于本部门职责，应由自然资源局办理"],
+        json_schema_extra=NOT_BLANK,
     )
 
     @field_validator("reason")
     @classmethod
     def _reason_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
+        return _not_blank(value, "empty_reason", "reason must not be empty or whitespace only")
 
 
 class NoteIn(BaseModel):
-    note: str = Field(min_length=1, max_length=2_000, description="备注 / note", examples=["已电话联系信访人"])
+    note: str = Field(
+        max_length=2_000,
+        description="备注（不能为空）/ note (not blank)",
+        examples=["已电话联系信访人"],
+        json_schema_extra=NOT_BLANK,
+    )
 
     @field_validator("note")
     @classmethod
     def _note_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
+        return _not_blank(value, "empty_note", "note must not be empty or whitespace only")
 
 
 class ExtendIn(ReasonIn):

@@ -7,11 +7,13 @@ with three well-known development keys and says so loudly at startup.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from store import Deadlines, Role
 
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
     max_text_chars: int = 20_000
     max_body_bytes: int = 16 * 1024 * 1024  # a full 1,000-item batch of typical petitions fits easily
     max_batch_items: int = 1_000
+    # Characters in one batch request, all items together: bounds the work one request can ask for.
+    max_batch_chars: int = 1_000_000
     # The two clocks of the 信访工作条例, in calendar days (weekends and holidays count): hand-over
     # within `due_days` of receipt (转送/交办; stops when the department accepts), handling within
     # `handling_days` of acceptance (办理), one extension of at most `max_extension_days` (延期).
@@ -75,6 +79,9 @@ class Settings(BaseSettings):
     # Concurrent classification requests are grouped into one model call of at most this many texts.
     max_predict_batch: int = 64
     log_level: str = "INFO"
+    # /metrics carries counts only (no text), but queue sizes and traffic are internal: by default it needs
+    # an API key of any role. Set TRIAGE_METRICS_PUBLIC=true where only the scraper can reach the port.
+    metrics_public: bool = False
 
     @property
     def using_dev_keys(self) -> bool:
@@ -86,3 +93,26 @@ class Settings(BaseSettings):
 
     def effective_api_keys(self) -> dict[str, ApiKeyConfig]:
         return dict(DEV_API_KEYS) if self.api_keys is None else dict(self.api_keys)
+
+
+class ConfigurationError(ValueError):
+    """The environment or .env holds a value the service cannot run with (message names the variable)."""
+
+
+def _variable(field: object) -> str:
+    return f"TRIAGE_{str(field).upper()}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a ConfigurationError naming each bad variable in Chinese and English."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_variable(problem['loc'][0]) if problem['loc'] else 'TRIAGE_*'}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        )
+    except SourceError as error:
+        named = re.search(r'field "(\w+)"', str(error))
+        problems = f"{_variable(named.group(1)) if named else 'TRIAGE_*'}: 不是有效的 JSON / not valid JSON"
+    raise ConfigurationError(f"配置错误 / invalid configuration: {problems}")

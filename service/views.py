@@ -1,10 +1,10 @@
 """Turn predictions and store records into response schemas, and decide what a caller may see.
 
 Raw text, the petitioner's name, contact and address, the resolution and reply are shown to
-clerks and admins, and to a department once the petition has been handed to it (a clerk
-confirmed the route, or the department claimed or accepted it). Before that a department sees
-only the masked text and masked petitioner: a suggested route may still be wrong, and personal
-data should not reach the wrong department.
+clerks and admins, and to a department once a clerk confirmed the route to it (claiming or
+accepting a suggested item does not count). Before that a department sees only the masked text
+and masked petitioner: a suggested route may still be wrong, and personal data should not reach
+the wrong department.
 """
 
 from __future__ import annotations
@@ -72,10 +72,14 @@ def live_prediction_out(
     return prediction_out(taxonomy, prediction_document(prediction), model_version, thresholds)
 
 
+def handed_to(principal: Principal, petition: PetitionRecord) -> bool:
+    """A clerk confirmed the route to the caller's department. Claiming or accepting a suggested item is
+    not enough: the suggestion may be wrong, and the text would then have reached the wrong department."""
+    return petition.queue == principal.department and petition.routed_at is not None
+
+
 def may_see_text(principal: Principal, petition: PetitionRecord) -> bool:
-    if principal.can(Permission.SEE_TEXT):
-        return True
-    return petition.queue == principal.department and petition.handed_over_at is not None
+    return principal.can(Permission.SEE_TEXT) or handed_to(principal, petition)
 
 
 def lease_out(lease: Lease | None) -> LeaseOut | None:

@@ -431,7 +431,7 @@ class QueueStore:
                 to_status=to_status,
                 from_queue=from_queue,
                 to_queue=to_queue,
-                note=note,
+                note=None if note is None else mask_as_written(note),  # notes never hold raw personal data
                 details=details or {},
             )
         )
@@ -648,7 +648,7 @@ class QueueStore:
             due = current.handling_due_at + timedelta(days=days)
             return {
                 "extension_days": days,
-                "extension_reason": reason,
+                "extension_reason": mask_as_written(reason),
                 "extended_at": now,
                 "handling_due_at": due,
                 "details": {"days": days, "handling_due_at": due.isoformat()},
@@ -669,6 +669,11 @@ class QueueStore:
         """Close with the resolution (for the office) and an optional reply summary (for the petitioner)."""
 
         def values(current: PetitionRecord, now: datetime) -> dict[str, Any]:
-            return {"resolution": resolution, "reply_summary": reply_summary, "closed_at": now, "closed_by": actor}
+            return {
+                "resolution": mask_as_written(resolution),
+                "reply_summary": None if reply_summary is None else mask_as_written(reply_summary),
+                "closed_at": now,
+                "closed_by": actor,
+            }
 
         return self._act(petition_id, Action.CLOSED, actor, role, now, values)

@@ -71,13 +71,13 @@ def submit(client: TestClient, text: str = HOUSING_TEXT, headers: dict[str, str]
 # -- health, auth ----------------------------------------------------------------------------------
 
 
-def test_health_readiness_and_metrics_are_open(client: TestClient) -> None:
+def test_health_and_readiness_are_open_and_metrics_take_a_key(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] is True and ready.json()["model_version"]
     submit(client)
     client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK)
-    metrics = client.get("/metrics")
+    metrics = client.get("/metrics", headers=HOUSING)
     assert metrics.status_code == 200
     body = metrics.text
     assert 'triage_http_requests_total{method="POST",route="/v1/petitions",status="201"} 1.0' in body
@@ -350,7 +350,7 @@ def test_department_claims_its_queue_and_sees_text_once_handed_over(client: Test
     assert moved.status_code == 200
     other = submit(client, FINANCE_TEXT).json()["id"]
     client.post(f"/v1/petitions/{other}/route", json={"department": "finance_regulation"}, headers=CLERK)
-    assert_error(client.get(f"/v1/petitions/{other}", headers=HOUSING), 403, "forbidden")
+    assert_error(client.get(f"/v1/petitions/{other}", headers=HOUSING), 404, "petition_not_found")
     claimed = client.post("/v1/queues/housing/claim", json={"lease_seconds": 120}, headers=HOUSING)
     assert claimed.status_code == 200, claimed.text
     body = claimed.json()
@@ -370,7 +370,7 @@ def test_department_sees_only_masked_text_before_hand_over(client: TestClient) -
     seen = client.get(f"/v1/petitions/{body['id']}", headers=HOUSING).json()
     assert seen["text_visible"] is False and seen["text"] is None
     assert "【电话】" in seen["masked_text"]
-    assert_error(client.get(f"/v1/petitions/{body['id']}", headers=FINANCE), 403, "forbidden")
+    assert_error(client.get(f"/v1/petitions/{body['id']}", headers=FINANCE), 404, "petition_not_found")
 
 
 def test_clerk_claims_manual_triage_and_leases_expire(client: TestClient) -> None:
@@ -427,10 +427,14 @@ def test_close_by_department_and_closed_is_final(client: TestClient) -> None:
     petition_id = submit(client).json()["id"]
     route_to(client, petition_id, "housing")
     assert_error(
-        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "x"}, headers=FINANCE), 403, "forbidden"
+        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "x"}, headers=FINANCE),
+        404,
+        "petition_not_found",
     )
     assert_error(
-        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "  "}, headers=HOUSING), 422, "empty_text"
+        client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "  "}, headers=HOUSING),
+        422,
+        "empty_resolution",
     )
     closed = client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "已督促交房"}, headers=HOUSING)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"

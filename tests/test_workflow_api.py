@@ -40,7 +40,7 @@ def test_department_accepts_notes_extends_and_closes_with_a_reply(client: TestCl
     noted = post(client, petition_id, "notes", {"note": "已电话联系信访人"}).json()
     assert noted["status"] == "accepted" and noted["history"][-1]["note"] == "已电话联系信访人"
     assert_error(post(client, petition_id, "extend", {"days": 31, "reason": "需核查"}), 422, "extension_too_long")
-    assert_error(post(client, petition_id, "extend", {"days": 5, "reason": " "}), 422, "empty_text")
+    assert_error(post(client, petition_id, "extend", {"days": 5, "reason": " "}), 422, "empty_reason")
     extended = post(client, petition_id, "extend", {"days": 20, "reason": "需要现场核查"}).json()
     assert extended["extension"]["days"] == 20 and extended["extension"]["reason"] == "需要现场核查"
     assert datetime.fromisoformat(extended["handling_due_at"]) == handling_due + timedelta(days=20)
@@ -66,7 +66,7 @@ def test_return_puts_it_at_the_top_of_manual_triage(client: TestClient) -> None:
     petition_id = routed_to_housing(client)
     post(client, petition_id, "accept")
     assert_error(post(client, petition_id, "return", {}), 422, "missing")
-    assert_error(post(client, petition_id, "return", {"reason": "  "}), 422, "empty_text")
+    assert_error(post(client, petition_id, "return", {"reason": "  "}), 422, "empty_reason")
     returned = post(client, petition_id, "return", {"reason": "应由自然资源局办理"})
     assert returned.status_code == 200, returned.text
     body = returned.json()

@@ -81,6 +81,17 @@ def get_current_user(
     return principal
 
 
+def get_metrics_viewer(
+    request: Request,
+    key: Annotated[str | None, Security(api_key_header)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal | None:
+    """Who reads /metrics: anyone when TRIAGE_METRICS_PUBLIC is set, else any valid key."""
+    if request.app.state.settings.metrics_public:
+        return None
+    return get_current_user(request, key, credentials)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[QueueStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
@@ -89,6 +100,7 @@ PredictorDep = Annotated[Batcher, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+MetricsViewer = Annotated[Principal | None, Depends(get_metrics_viewer)]
 
 
 def allowed(permission: Permission) -> Callable[[Principal], Principal]:

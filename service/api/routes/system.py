@@ -10,12 +10,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.persistence import ModelLoadError
 from model.registry import RegistryError
-from service.api.deps import AdminUser, CurrentUser, MetricsDep, ModelDep, ModelHolderDep, TaxonomyDep
+from service.api.deps import (
+    AdminUser,
+    CurrentUser,
+    MetricsDep,
+    MetricsViewer,
+    ModelDep,
+    ModelHolderDep,
+    TaxonomyDep,
+)
 from service.api.routes.petitions import ERRORS
 from service.errors import ApiError
 from service.logging import log_event
 from service.predictor import ModelHolder
-from service.schemas import HeadInfoOut, HealthOut, LabelNameOut, ModelOut, ReadyOut, ReloadOut
+from service.schemas import ErrorOut, HeadInfoOut, HealthOut, LabelNameOut, ModelOut, ReadyOut, ReloadOut
 
 logger = logging.getLogger("triage.api")
 router = APIRouter(tags=["system 系统"])
@@ -51,7 +59,7 @@ def model_info(model: ModelDep, taxonomy: TaxonomyDep, principal: CurrentUser) -
 @router.post(
     "/v1/model/reload",
     response_model=ReloadOut,
-    responses={**ERRORS, 503: {}},
+    responses={**ERRORS, 503: {"model": ErrorOut}},
     summary="切换到模型库当前版本（管理员）/ Switch to the registry's current model (admin)",
 )
 def reload_model(holder: ModelHolderDep, metrics: MetricsDep, principal: AdminUser) -> ReloadOut:
@@ -59,13 +67,15 @@ def reload_model(holder: ModelHolderDep, metrics: MetricsDep, principal: AdminUs
     reference: requests in flight finish on the old model; none are dropped."""
     try:
         previous, fresh = holder.reload()
-    except (ModelLoadError, RegistryError, OSError) as error:
+    except Exception as error:  # whatever broke in the new model, the old one keeps serving
         log_event(logger, logging.ERROR, "model.reload_failed", error_type=type(error).__name__, actor=principal.name)
+        known = isinstance(error, ModelLoadError | RegistryError | OSError)
         raise ApiError(
             503,
             "model_reload_failed",
             "新模型加载失败，继续使用原模型",
             "the new model could not be loaded; the previous one stays in service",
+            {"reason": str(error) if known else type(error).__name__},
         ) from error
     metrics.set_model(fresh.version)
     log_event(
@@ -100,6 +110,12 @@ def readyz(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus 指标 / Prometheus metrics", response_class=Response)
-def prometheus(metrics: MetricsDep) -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus 指标（默认需密钥，TRIAGE_METRICS_PUBLIC=true 时公开）/ Prometheus metrics (an API key "
+    "of any role unless TRIAGE_METRICS_PUBLIC=true)",
+    response_class=Response,
+    responses={401: {"model": ErrorOut}},
+)
+def prometheus(metrics: MetricsDep, viewer: MetricsViewer) -> Response:
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
