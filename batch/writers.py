@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from batch.results import Result
+from model.text import spreadsheet_safe
 from training.io import InputError
 
 OUTPUT_FIELDS = [
@@ -89,7 +90,7 @@ class CsvWriter:
     def _emit(self, rows: list[dict[str, Any]], bom: bool = False) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.fields, extrasaction="ignore", lineterminator="\r\n")
-        writer.writerows(rows)
+        writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
         self.handle.write(("\ufeff" if bom else "").encode() + buffer.getvalue().encode("utf-8"))
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -125,7 +126,9 @@ class JsonlWriter:
 
 
 class XlsxWriter:
-    """Streams rows into a write-only workbook; saved at close, so it cannot be resumed."""
+    """Streams rows into a write-only workbook; saved at close, so it cannot be resumed.
+
+    Every cell is written as a text cell (never a formula), with the same leading `'` as CSV output."""
 
     resumable = False
 
@@ -139,7 +142,14 @@ class XlsxWriter:
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
-            self.sheet.append([row.get(field, "") for field in self.fields])
+            self.sheet.append([self._text_cell(row.get(field, "")) for field in self.fields])
+
+    def _text_cell(self, value: Any) -> Any:
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(self.sheet, value=spreadsheet_safe(str(value)))  # ids come from the input file
+        cell.data_type = "s"  # openpyxl would otherwise store a value starting with "=" as a formula
+        return cell
 
     def offset(self) -> int:
         return 0

@@ -56,9 +56,10 @@ def is_blank(text: str) -> bool:
     return all(char.isspace() or is_invisible(char) for char in text)
 
 
-def spreadsheet_safe(value: str) -> str:
-    """A cell value that a spreadsheet shows as text and never evaluates: a leading `'` before a formula start."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+def spreadsheet_safe(value: object) -> object:
+    """A cell value that a spreadsheet shows as text and never evaluates: text that starts like a formula
+    gets a leading `'` (CSV and .xlsx outputs, the search export); other values pass unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 def mask_personal_data(text: str) -> str:

@@ -23,7 +23,7 @@ from service.metrics import Metrics
 from service.middleware import AccessMiddleware, BodyLimitMiddleware
 from service.openapi import install_openapi
 from service.predictor import Batcher, ModelHolder
-from service.settings import DEV_API_KEYS, Settings
+from service.settings import DEV_API_KEYS, ConfigurationError, Settings, load_settings
 from store import QueueStore
 
 logger = logging.getLogger("triage.app")
@@ -49,7 +49,12 @@ def warn_about_dev_keys(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigurationError as error:  # uvicorn --factory would print a traceback
+            print(f"错误 / error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
     configure_logging(settings.log_level)
     metrics = Metrics()
 

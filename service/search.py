@@ -14,6 +14,7 @@ from openpyxl import Workbook
 from pydantic import BaseModel, Field
 
 from model.taxonomy import Taxonomy
+from model.text import spreadsheet_safe
 from service.auth import Principal, check_queue_access
 from service.logging import log_event
 from service.queues import known_queue
@@ -25,7 +26,6 @@ logger = logging.getLogger("triage.api")
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 MAX_EXPORT_ROWS = 10_000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -85,13 +85,6 @@ def search(store: QueueStore, principal: Principal, filters: SearchIn) -> Search
     return SearchPageOut(
         total=total, limit=filters.limit, offset=filters.offset, items=[summary_out(item) for item in items]
     )
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A text cell that starts like a formula gets a leading apostrophe, so no spreadsheet runs it."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 EXPORT_COLUMNS = (

@@ -22,7 +22,7 @@ from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, T
 from model.persistence import Manifest, ModelLoadError, load_model, verify_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import load_taxonomy
-from service.settings import Settings
+from service.settings import ConfigurationError, Settings, load_settings
 from store import Channel
 from training.dataset import Columns, LabelledData, corpus_path, load_labelled
 from training.io import InputError
@@ -56,8 +56,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        raise fail(str(error)) from None
+
+
 def registry_from(path: Path | None) -> Registry:
-    return Registry(path or Settings().registry)
+    return Registry(path or settings().registry)
 
 
 def load_data(paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool) -> LabelledData:
@@ -323,7 +330,7 @@ def classify(
     if enqueue:
         from batch.enqueue import backlog_enqueuer
 
-        enqueuer = backlog_enqueuer(manifest.version, Settings().database_url, channel)
+        enqueuer = backlog_enqueuer(manifest.version, settings().database_url, channel)
         sinks.append(enqueuer)
 
     def feed(results: list[Result]) -> None:
@@ -362,10 +369,13 @@ def serve(
     """启动服务 / Run the triage API (trains the default model first if the registry is empty)."""
     import uvicorn
 
+    from service.protocol import JsonErrorH11Protocol
     from triage.bootstrap import ensure_model
 
-    ensure_model(Settings().registry, echo=lambda message: typer.echo(message, err=True))
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=None)
+    ensure_model(settings().registry, echo=lambda message: typer.echo(message, err=True))
+    uvicorn.run(
+        "service.app:create_app", factory=True, host=host, port=port, log_config=None, http=JsonErrorH11Protocol
+    )
 
 
 if __name__ == "__main__":
