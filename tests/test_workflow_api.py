@@ -76,7 +76,7 @@ def test_return_puts_it_at_the_top_of_manual_triage(client: TestClient) -> None:
     assert [item["id"] for item in triage["items"][:2]] == [earlier, petition_id]  # returned first, by due date
     counts = {queue["queue"]: queue for queue in client.get("/v1/queues", headers=CLERK).json()["queues"]}
     assert counts["manual_triage"]["returned"] == 2
-    assert_error(client.get(f"/v1/petitions/{petition_id}", headers=HOUSING), 403, "forbidden")
+    assert_error(client.get(f"/v1/petitions/{petition_id}", headers=HOUSING), 404, "petition_not_found")
     rerouted = client.post(
         f"/v1/petitions/{petition_id}/route", json={"department": "natural_resources"}, headers=CLERK
     )
@@ -96,12 +96,14 @@ def test_return_puts_it_at_the_top_of_manual_triage(client: TestClient) -> None:
         ("route", {"department": "manual_triage"}, HOUSING),  # departments return, they do not route
     ],
 )
-def test_roles_that_may_not_take_a_step_get_403(
+def test_roles_that_may_not_take_a_step_are_refused(
     client: TestClient, step: str, body: Any, headers: dict[str, str]
 ) -> None:
     petition_id = routed_to_housing(client)
     before = client.get(f"/v1/petitions/{petition_id}", headers=CLERK).json()
-    assert_error(post(client, petition_id, step, body, headers), 403, "forbidden")
+    # Another department's item reads as missing (404), so ids in other queues cannot be probed.
+    status, code = (404, "petition_not_found") if headers is FINANCE else (403, "forbidden")
+    assert_error(post(client, petition_id, step, body, headers), status, code)
     assert client.get(f"/v1/petitions/{petition_id}", headers=CLERK).json()["history"] == before["history"]
 
 
