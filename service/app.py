@@ -25,6 +25,7 @@ from service.openapi import install_openapi
 from service.predictor import Batcher, ModelHolder
 from service.settings import DEV_API_KEYS, ConfigurationError, Settings, load_settings
 from store import QueueStore
+from store.similar import SimilarPetitions
 
 logger = logging.getLogger("triage.app")
 
@@ -34,6 +35,18 @@ Petition triage: classifies petitions by domain and responsible department and r
 durable queue. Authenticate with `X-API-Key: <key>` (or `Authorization: Bearer <key>`). Every error is
 `{"error": {"code", "message", "message_en"}}`.
 """
+
+
+def warn_about_dev_petitioner_secret(settings: Settings) -> None:
+    if settings.petitioner_secret is not None:
+        return
+    print(
+        "警告：未设置 TRIAGE_PETITIONER_SECRET，信访人标识使用开发用密钥 / WARNING: TRIAGE_PETITIONER_SECRET is not "
+        "set; petitioner identities use a development key",
+        file=sys.stderr,
+        flush=True,
+    )
+    log_event(logger, logging.WARNING, "similar.dev_petitioner_secret")
 
 
 def warn_about_dev_keys(settings: Settings) -> None:
@@ -62,10 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
         warn_about_dev_keys(settings)
+        warn_about_dev_petitioner_secret(settings)
         store = QueueStore(settings.database_url, synchronous=settings.sqlite_synchronous, deadlines=settings.deadlines)
+        similar = SimilarPetitions(store)
+        indexed = similar.sync()  # the similarity index, rebuilt from the database
         holder = ModelHolder(settings.registry, settings.thresholds)
         batcher = Batcher(settings.max_predict_batch, metrics.predict_batch.observe, store)
         app.state.store, app.state.models, app.state.batcher = store, holder, batcher
+        app.state.similar = similar
         metrics.watch_queues(store.queue_counts)
         metrics.set_model(holder.current.version)
         log_event(
@@ -74,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "service.started",
             model_version=holder.current.version,
             heads=holder.current.heads,
+            indexed_petitions=indexed,
             seconds=round(time.perf_counter() - started, 2),
         )
         try:

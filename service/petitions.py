@@ -34,6 +34,7 @@ from service.schemas import (
     SubmitOut,
 )
 from service.settings import Settings
+from service.similar import find_related, petition_related, petitioner_key, similar_out
 from service.views import handed_to, head_summary, live_prediction_out, petition_out, submit_out
 from store import (
     Action,
@@ -51,6 +52,7 @@ from store import (
     Submitted,
     suggested_queue,
 )
+from store.similar import Related, SimilarPetitions
 
 logger = logging.getLogger("triage.api")
 
@@ -70,6 +72,7 @@ class Intake:
     taxonomy: Taxonomy
     metrics: Metrics
     principal: Principal
+    similar: SimilarPetitions
 
 
 def not_found(petition_id: int) -> ApiError:
@@ -182,11 +185,14 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def classify(text: str, intake: Intake) -> ClassifyOut:
-    """Classify without storing: the suggestion, the queue it would go to, and the masked text."""
+def classify(text: str, intake: Intake, contact: str | None = None) -> ClassifyOut:
+    """Classify without storing: the suggestion, the queue it would go to, the masked text, and the
+    stored petitions about the same matter (a repeat when one is from the same petitioner)."""
     started = time.perf_counter()
     model, taxonomy, metrics = intake.model, intake.taxonomy, intake.metrics
     text = checked_text(text, intake.settings)
+    masked = prepare_text(text)
+    related = find_related(intake.similar, intake.settings, masked, petitioner_key(contact, intake.settings))
     predictor = intake.predictor
     prediction = predictor.predict(model, [text])[0]
     metrics.observe_predictions(prediction.heads, prediction.needs_review)
@@ -201,13 +207,27 @@ def classify(text: str, intake: Intake) -> ClassifyOut:
         needs_review=out.needs_review,
         queue=queue,
         chars=len(text),
+        similar=len(related.similar),
+        repeat_of=related.repeat_of.brief.id if related.repeat_of else None,
         ms=_elapsed_ms(started),
     )
-    return ClassifyOut(**out.model_dump(), suggested_queue=queue, masked_text=prepare_text(text))
+    return ClassifyOut(
+        **out.model_dump(),
+        suggested_queue=queue,
+        masked_text=masked,
+        similar=similar_out(related),
+        repeat_of=related.repeat_of.brief.id if related.repeat_of else None,
+    )
 
 
 def _submission(
-    body: SubmitIn, text: str, prediction: Prediction, intake: Intake, received: datetime, idempotency_key: str | None
+    body: SubmitIn,
+    text: str,
+    prediction: Prediction,
+    intake: Intake,
+    received: datetime,
+    idempotency_key: str | None,
+    related: Related | None = None,
 ) -> Submission:
     return Submission(
         text=text,
@@ -220,6 +240,8 @@ def _submission(
         actor=intake.principal.name,
         role=intake.principal.role,
         petitioner=petitioner(body),
+        petitioner_key=petitioner_key(body.petitioner_contact, intake.settings),
+        repeat_of=related.repeat_of.brief.id if related and related.repeat_of else None,
     )
 
 
@@ -241,9 +263,13 @@ def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> Submi
     store = intake.store
     existing = store.find(external_id=body.external_id, idempotency_key=idempotency_key)
     outcome: Submitted | StoreError
+    key = petitioner_key(body.petitioner_contact, intake.settings)
+    related = find_related(intake.similar, intake.settings, prepare_text(text), key, existing)
     if existing is None:
         predictions, outcomes = intake.predictor.submit(
-            intake.model, [text], lambda found: [_submission(body, text, found[0], intake, received, idempotency_key)]
+            intake.model,
+            [text],
+            lambda found: [_submission(body, text, found[0], intake, received, idempotency_key, related)],
         )
         outcome = outcomes[0]
         if isinstance(outcome, IdempotencyConflict):
@@ -271,10 +297,12 @@ def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> Submi
         needs_review=petition.needs_review,
         channel=petition.channel,
         model_version=petition.model_version,
+        similar=len(related.similar),
+        repeat_of=petition.repeat_of,
         actor=intake.principal.name,
         ms=_elapsed_ms(started),
     )
-    return submit_out(intake.taxonomy, petition, outcome.created)
+    return submit_out(intake.taxonomy, petition, outcome.created, similar_out(related))
 
 
 def _failed(index: int, error: ApiError) -> BatchItemOut:
@@ -373,8 +401,16 @@ def check_may_close(principal: Principal, petition: PetitionRecord) -> None:
         )
 
 
-def read(store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal: Principal) -> PetitionOut:
-    return petition_out(taxonomy, principal, readable(store, petition_id, principal))
+def read(
+    store: QueueStore,
+    taxonomy: Taxonomy,
+    petition_id: int,
+    principal: Principal,
+    similar: SimilarPetitions,
+    settings: Settings,
+) -> PetitionOut:
+    petition = readable(store, petition_id, principal)
+    return petition_out(taxonomy, principal, petition, petition_related(similar, settings, principal, petition, None))
 
 
 def route(

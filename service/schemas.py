@@ -57,6 +57,14 @@ class TextIn(BaseModel):
 class ClassifyIn(TextIn):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": EXAMPLE_TEXT}]})
 
+    petitioner_contact: str | None = Field(
+        None,
+        max_length=200,
+        description="信访人联系方式（手机号等），只用于识别重复信访，仅保存其加密散列 / the petitioner's "
+        "contact (phone, e-mail); used only to recognise repeat petitions, stored only as a keyed hash",
+        examples=["13800000001"],
+    )
+
 
 class SubmitIn(TextIn):
     model_config = ConfigDict(
@@ -126,6 +134,13 @@ class RouteIn(BaseModel):
         None, description="领域编号（更正时填写）/ domain id, when correcting it", examples=["real_estate"]
     )
     note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"case_id": 12, "note": "同一信访人就同一事项重复来信"}]})
+
+    case_id: int = Field(ge=1, le=2**63 - 1, description="已有案件（信访件）编号 / id of the existing case")
+    note: str | None = Field(None, max_length=2_000, description="备注 / note for both histories")
 
 
 class CloseIn(BaseModel):
@@ -237,7 +252,29 @@ class PredictionOut(BaseModel):
     explanation: list[TermOut] = Field(description="影响判断的关键词 / terms that drove the domain prediction")
 
 
-class ClassifyOut(PredictionOut):
+class SimilarOut(BaseModel):
+    id: int = Field(description="信访件编号 / petition id")
+    score: float = Field(description="相似度（0-1）/ similarity, cosine of idf-weighted character bigrams")
+    status: Status
+    queue: str
+    received_at: datetime
+    same_petitioner: bool = Field(False, description="同一信访人 / from the same petitioner")
+
+
+class RelatedOut(BaseModel):
+    similar: list[SimilarOut] = Field(
+        default_factory=list,
+        description="可能重复：相同事项的已有信访件（最多 5 件，相似度从高到低）/ earlier petitions about "
+        "the same matter, most similar first (at most 5)",
+    )
+    repeat_of: int | None = Field(
+        None,
+        description="重复信访：同一信访人就同一事项的已有信访件 / the earlier petition this repeats (same "
+        "matter, same petitioner)",
+    )
+
+
+class ClassifyOut(PredictionOut, RelatedOut):
     suggested_queue: str = Field(description="建议队列 / queue it would be routed to", examples=["housing"])
     masked_text: str = Field(
         description="规范化并脱敏的文本，用于高亮关键词 / normalised, masked text for "
@@ -245,7 +282,7 @@ class ClassifyOut(PredictionOut):
     )
 
 
-class SubmitOut(BaseModel):
+class SubmitOut(RelatedOut):
     id: int = Field(description="信访件编号 / petition id")
     created: bool = Field(description="false 表示重复提交，返回原件 / false: a repeat, the original is returned")
     external_id: str | None
@@ -318,7 +355,7 @@ class ExtensionOut(BaseModel):
     extended_at: datetime | None
 
 
-class PetitionOut(BaseModel):
+class PetitionOut(RelatedOut):
     id: int
     external_id: str | None
     channel: Channel
@@ -354,6 +391,7 @@ class PetitionOut(BaseModel):
     created_by: str
     updated_at: datetime
     history: list[HistoryOut]
+    linked_case: int | None = Field(None, description="已关联的案件 / the existing case a clerk linked this to")
 
 
 class PetitionSummaryOut(BaseModel):

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -45,6 +45,8 @@ DEV_API_KEYS: dict[str, ApiKeyConfig] = {
     "dev-admin": ApiKeyConfig(role=Role.ADMIN, name="dev-admin"),
     "dev-dept-housing": ApiKeyConfig(role=Role.DEPARTMENT, name="dev-dept-housing", department="housing"),
 }
+
+DEV_PETITIONER_SECRET = "dev-petitioner-secret"
 
 
 class Settings(BaseSettings):
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
     # /metrics carries counts only (no text), but queue sizes and traffic are internal: by default it needs
     # an API key of any role. Set TRIAGE_METRICS_PUBLIC=true where only the scraper can reach the port.
     metrics_public: bool = False
+    # Similar and repeat petitions: how many to show, and the least cosine (character bigrams, idf
+    # weighted) that counts as "about the same matter" (benchmarks/hotspots.py measures it).
+    similar_limit: int = 5
+    similar_min_score: float = 0.12
+    # Key of the HMAC that turns a petitioner's contact into the stored identity (TRIAGE_PETITIONER_SECRET).
+    # Without it a well-known development key is used, and the service says so at startup.
+    petitioner_secret: SecretStr | None = None
 
     @property
     def using_dev_keys(self) -> bool:
@@ -90,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def deadlines(self) -> Deadlines:
         return Deadlines(self.due_days, self.handling_days, self.max_extension_days)
+
+    def petitioner_hmac_key(self) -> bytes:
+        secret = self.petitioner_secret.get_secret_value() if self.petitioner_secret else DEV_PETITIONER_SECRET
+        return secret.encode("utf-8")
 
     def effective_api_keys(self) -> dict[str, ApiKeyConfig]:
         return dict(DEV_API_KEYS) if self.api_keys is None else dict(self.api_keys)

@@ -9,6 +9,7 @@ the wrong department.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +29,7 @@ from service.schemas import (
     PetitionSummaryOut,
     PredictionOut,
     RouteOut,
+    SimilarOut,
     SubmitOut,
     TermOut,
 )
@@ -118,12 +120,15 @@ def extension_out(petition: PetitionRecord) -> ExtensionOut | None:
     )
 
 
-def petition_out(taxonomy: Taxonomy, principal: Principal, petition: PetitionRecord) -> PetitionOut:
+def petition_out(
+    taxonomy: Taxonomy, principal: Principal, petition: PetitionRecord, similar: Sequence[SimilarOut] = ()
+) -> PetitionOut:
     visible = may_see_text(principal, petition)
     return PetitionOut(
         **_record_fields(
             petition,
             PetitionOut,
+            similar=list(similar),
             queue_name=queue_name(taxonomy, petition.queue),
             text_visible=visible,
             text=petition.text if visible else None,
@@ -147,11 +152,14 @@ def summary_out(petition: PetitionRecord) -> PetitionSummaryOut:
     )
 
 
-def submit_out(taxonomy: Taxonomy, petition: PetitionRecord, created: bool) -> SubmitOut:
+def submit_out(
+    taxonomy: Taxonomy, petition: PetitionRecord, created: bool, similar: Sequence[SimilarOut] = ()
+) -> SubmitOut:
     return SubmitOut(
         **_record_fields(
             petition,
             SubmitOut,
+            similar=list(similar),
             created=created,
             suggestion=prediction_out(taxonomy, petition.prediction, petition.model_version),
         )

@@ -51,3 +51,12 @@ class ExtensionRefused(StoreError):
     @property
     def reason(self) -> str:
         return str(self.args[1])
+
+
+class LinkRefused(StoreError):
+    """A petition cannot be linked as asked: `args[1]` is "self" (to itself) or "cycle" (the case
+    is itself linked to this petition)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[1])

@@ -153,10 +153,25 @@ def _m003_department_work(conn: Connection) -> None:
     Index("ix_petitions_received", petitions.c.received_at).create(conn)
 
 
+def _m004_repeats_and_flags(conn: Connection) -> None:
+    """Repeat petitions (keyed hash of the petitioner's contact, suggested and linked case) and flags."""
+    for column in (
+        "petitioner_key VARCHAR(64)",
+        "repeat_of INTEGER",
+        "linked_case INTEGER",
+        "flags JSON",
+    ):
+        conn.exec_driver_sql(f"ALTER TABLE petitions ADD COLUMN {column}")
+    metadata = MetaData()
+    petitions = Table("petitions", metadata, Column("petitioner_key", String(64)))
+    Index("ix_petitions_petitioner", petitions.c.petitioner_key).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "petitions, history and feedback tables", _m001_initial),
     Migration(2, "index on (status, due_at) for overdue counts", _m002_open_due_index),
     Migration(3, "petitioner fields and the department's work: accept, extend, return, reply", _m003_department_work),
+    Migration(4, "petitioner key, repeat_of, linked_case and flags on petitions", _m004_repeats_and_flags),
 )
 LATEST = MIGRATIONS[-1].version
 

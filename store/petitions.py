@@ -27,11 +27,19 @@ from model.taxonomy import load_taxonomy
 from model.text import mask_as_written
 from store import rules, workflow
 from store.engine import make_engine
-from store.errors import ExtensionRefused, IdempotencyConflict, PetitionNotFound, StoreError, UnknownQueue
+from store.errors import (
+    ExtensionRefused,
+    IdempotencyConflict,
+    LinkRefused,
+    PetitionNotFound,
+    StoreError,
+    UnknownQueue,
+)
 from store.migrations import migrate
 from store.records import (
     Correction,
     HistoryEntry,
+    PetitionBrief,
     Petitioner,
     PetitionQuery,
     PetitionRecord,
@@ -283,6 +291,39 @@ class QueueStore:
         )
         return self.search(query, now)
 
+    def texts_after(self, last_id: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        """(id, masked text) of petitions stored after `last_id`, in id order: feeds the similarity index."""
+        stmt = (
+            select(petitions.c.id, petitions.c.masked_text)
+            .where(petitions.c.id > last_id)
+            .order_by(petitions.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [(int(row.id), str(row.masked_text)) for row in conn.execute(stmt)]
+
+    def briefs(
+        self, *, ids: Sequence[int] = (), petitioner_key: str | None = None, now: datetime | None = None
+    ) -> list[PetitionBrief]:
+        """Id, status, queue and received time of the given petitions, or of one petitioner's (newest first)."""
+        if not ids and petitioner_key is None:
+            return []
+        condition = petitions.c.id.in_(list(ids)) if ids else petitions.c.petitioner_key == petitioner_key
+        stmt = (
+            select(
+                petitions.c.id,
+                petitions.c.queue,
+                petitions.c.received_at,
+                petitions.c.petitioner_key,
+                rules.effective_status(now or utcnow()).label("effective_status"),
+            )
+            .where(condition)
+            .order_by(petitions.c.id.desc())
+            .limit(max(len(ids), 200))
+        )
+        with self._read() as conn:
+            return [PetitionBrief.from_row(row) for row in conn.execute(stmt).mappings()]
+
     def feedback(self) -> list[Correction]:
         """Routing corrections, oldest first: the retraining set (masked text, predicted vs corrected)."""
         with self._read() as conn:
@@ -381,6 +422,9 @@ class QueueStore:
                 petitioner_contact=petitioner.contact,
                 headcount=petitioner.headcount,
                 address=petitioner.address,
+                petitioner_key=submission.petitioner_key,
+                repeat_of=submission.repeat_of,
+                flags=submission.flags,
             )
         ).inserted_primary_key
         assert inserted is not None
@@ -401,6 +445,7 @@ class QueueStore:
                 "domain": domain.label,
                 "department": department.label if department else None,
                 "needs_review": document["needs_review"],
+                **({"repeat_of": submission.repeat_of} if submission.repeat_of else {}),
             },
         )
         return Submitted(petition_id, created=True)
@@ -591,6 +636,54 @@ class QueueStore:
                     )
                 )
         return self.get(petition_id, now=now), correction
+
+    def link(
+        self,
+        petition_id: int,
+        case_id: int,
+        *,
+        actor: str,
+        role: Role,
+        note: str | None = None,
+        now: datetime | None = None,
+    ) -> PetitionRecord:
+        """Record that `petition_id` repeats the existing case `case_id`; the history of both says so.
+
+        Linking does not change either petition's status or queue: the clerk closes or routes the
+        repeat as the office's rules say. Linking again to the same case changes nothing.
+        """
+        if petition_id == case_id:
+            raise LinkRefused(petition_id, "self")
+        now = now or utcnow()
+        with self._write() as conn:
+            current = self._load(conn, petition_id, now, with_history=False)
+            case = self._load(conn, case_id, now, with_history=False)
+            if current.linked_case == case_id:
+                return self.get(petition_id, now=now)
+            if case.linked_case == petition_id:
+                raise LinkRefused(petition_id, "cycle")
+            conn.execute(
+                update(petitions).where(petitions.c.id == petition_id).values(linked_case=case_id, updated_at=now)
+            )
+            for subject, details in (
+                (current, {"case": case_id, "previous_case": current.linked_case}),
+                (case, {"linked_item": petition_id}),
+            ):
+                self._log(
+                    conn,
+                    subject.id,
+                    now,
+                    actor,
+                    role,
+                    Action.LINKED,
+                    subject.status,
+                    subject.status,
+                    subject.queue,
+                    subject.queue,
+                    note,
+                    details,
+                )
+        return self.get(petition_id, now=now)
 
     def accept(
         self, petition_id: int, *, actor: str, role: Role, note: str | None = None, now: datetime | None = None

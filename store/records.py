@@ -26,6 +26,9 @@ class Submission:
     actor: str = "system"
     role: Role = Role.SYSTEM
     petitioner: Petitioner | None = None
+    petitioner_key: str | None = None  # keyed hash of the contact, never the contact itself
+    repeat_of: int | None = None
+    flags: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,9 @@ class PetitionRecord:
     returned_at: datetime | None = None
     reply_summary: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
+    repeat_of: int | None = None
+    linked_case: int | None = None
+    flags: dict[str, Any] | None = None
 
     @property
     def lease(self) -> Lease | None:
@@ -184,6 +190,27 @@ class Correction:
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Correction:
         return cls(**{item.name: row[item.name] for item in fields(cls)})
+
+
+@dataclass(frozen=True)
+class PetitionBrief:
+    """What a list of related petitions shows about each: enough to judge and open it."""
+
+    id: int
+    status: Status
+    queue: str
+    received_at: datetime
+    petitioner_key: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> PetitionBrief:
+        return cls(
+            id=row["id"],
+            status=Status(row["effective_status"]),
+            queue=row["queue"],
+            received_at=row["received_at"],
+            petitioner_key=row["petitioner_key"],
+        )
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,15 @@ petitions = Table(
     Column("extended_at", UTCDateTime),
     Column("returned_at", UTCDateTime),
     Column("reply_summary", Text),
+    # keyed hash (HMAC) of the petitioner's normalised contact (migration 4): identifies repeats
+    Column("petitioner_key", String(64)),
+    Column("repeat_of", Integer),  # suggested at intake: same matter from the same petitioner
+    Column("linked_case", Integer),  # confirmed by a clerk: the existing case this item belongs to
+    Column("flags", JSON),  # {"litigation": {"flag": bool, "probability": float}, ...} when a flag model ran
     Index("ix_petitions_claim", "queue", "status", "due_at", "id"),
     Index("ix_petitions_status_due", "status", "due_at"),
     Index("ix_petitions_received", "received_at"),
+    Index("ix_petitions_petitioner", "petitioner_key"),
 )
 
 history = Table(

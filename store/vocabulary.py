@@ -60,6 +60,7 @@ class Action(StrEnum):
     NOTED = "noted"
     EXTENDED = "extended"
     CLOSED = "closed"
+    LINKED = "linked"  # a clerk linked a repeat to an existing case (recorded on both)
 
     @property
     def label(self) -> str:
@@ -116,5 +117,6 @@ ACTION_LABELS: dict[Action, str] = {
     Action.NOTED: "备注",
     Action.EXTENDED: "延期",
     Action.CLOSED: "办结",
+    Action.LINKED: "关联案件",
 }
 CLOCK_LABELS: dict[Clock, str] = {Clock.HAND_OVER: "转交期限", Clock.HANDLING: "办理期限"}

@@ -362,6 +362,64 @@ def classify(
 
 
 @app.command()
+def hotspots(
+    input_path: Annotated[Path, typer.Argument(metavar="FILE", help="CSV, JSON Lines or .xlsx of petitions")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="成员文件 / members file: .csv (+ .clusters.csv) or .xlsx")
+    ] = Path("members.csv"),
+    text_col: Annotated[
+        list[str] | None, typer.Option("--text-col", help="文本列，可重复 / text column; repeat to join several")
+    ] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="编号列 / id column (default: row number)")] = None,
+    time_col: Annotated[str | None, typer.Option("--time-col", help="时间列 / received time column")] = None,
+    since: Annotated[
+        float | None, typer.Option("--since", help="只看最近 N 天（相对文件中最新一件）/ last N days of the file")
+    ] = None,
+    petitioner_col: Annotated[
+        str | None, typer.Option("--petitioner-col", help="来信人标识列 / petitioner id column (distinct count)")
+    ] = None,
+    domain_col: Annotated[str | None, typer.Option("--domain-col", help="领域列 / domain column")] = None,
+    department_col: Annotated[str | None, typer.Option("--department-col", help="部门列 / department column")] = None,
+    min_size: Annotated[int, typer.Option(help="最小热点件数 / smallest cluster")] = 3,
+    encoding: EncodingOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="不显示进度 / no progress bar")] = False,
+) -> None:
+    """热点聚类 / Find hot topics: clusters about one place, project, merchant or platform, ranked by heat."""
+    from batch.hotspots import HotspotsOptions, run_hotspots
+    from model.hotspots import ClusterOptions, cluster_id
+
+    if time_col is None and since is not None:
+        raise fail("--since 需要 --time-col / --since needs --time-col")
+    options = HotspotsOptions(
+        text_cols=tuple(text_col or ["text"]),
+        id_col=id_col,
+        time_col=time_col,
+        petitioner_col=petitioner_col,
+        domain_col=domain_col,
+        department_col=department_col,
+        since_days=since,
+        encoding=encoding,
+        cluster=ClusterOptions(min_size=max(2, min_size)),
+    )
+    bar = tqdm(desc="聚类 / clustering", unit="row", file=sys.stderr, disable=True if quiet else None)
+    try:
+        summary = run_hotspots(input_path, output, options, progress=bar.update)
+    except InputError as error:
+        raise fail(str(error)) from error
+    finally:
+        bar.close()
+    typer.echo(
+        f"完成 / done: {summary.rows} 行 rows, 参与聚类 considered {summary.considered_rows}, "
+        f"热点 clusters {len(summary.clusters)} ({summary.clustered_rows} rows), {summary.seconds:.1f}s",
+        err=True,
+    )
+    for spot in summary.clusters[:10]:
+        typer.echo(f"  {cluster_id(spot.rank)}  热度 heat {spot.heat:7.2f}  {spot.size:5d} 件  {spot.label}", err=True)
+    where = summary.clusters_path or f"{summary.members_path} (sheet clusters)"
+    typer.echo(f"成员 / members: {summary.members_path}; 热点 / clusters: {where}", err=True)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="监听地址 / bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口 / port")] = 8000,

@@ -20,6 +20,7 @@ from service.petitions import Intake
 from service.predictor import Batcher, LoadedModel, ModelHolder
 from service.settings import Settings
 from store import QueueStore
+from store.similar import SimilarPetitions
 
 
 def get_settings(request: Request) -> Settings:
@@ -53,6 +54,11 @@ def get_predictor(request: Request) -> Batcher:
 def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+def get_similar(request: Request) -> SimilarPetitions:
+    similar: SimilarPetitions = request.app.state.similar
+    return similar
 
 
 def get_taxonomy(request: Request) -> Taxonomy:
@@ -99,6 +105,7 @@ ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
 PredictorDep = Annotated[Batcher, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
+SimilarDep = Annotated[SimilarPetitions, Depends(get_similar)]
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 MetricsViewer = Annotated[Principal | None, Depends(get_metrics_viewer)]
 
@@ -124,9 +131,10 @@ def get_intake(
     taxonomy: TaxonomyDep,
     metrics: MetricsDep,
     principal: IntakeUser,
+    similar: SimilarDep,
 ) -> Intake:
     """Everything a submission needs, for a caller allowed to submit."""
-    return Intake(store, model, predictor, settings, taxonomy, metrics, principal)
+    return Intake(store, model, predictor, settings, taxonomy, metrics, principal, similar)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]

@@ -19,6 +19,8 @@ from service.api.deps import (
     IntakeDep,
     NotingUser,
     RoutingUser,
+    SettingsDep,
+    SimilarDep,
     StoreDep,
     TaxonomyDep,
 )
@@ -67,7 +69,7 @@ IdempotencyKey = Annotated[
 def classify(body: ClassifyIn, intake: IntakeDep) -> ClassifyOut:
     """返回领域、责任部门前三名、是否需人工复核及关键词。/ Domain, top-3 departments, needs_review and the
     terms behind the prediction. Nothing is stored."""
-    return petitions.classify(body.text, intake)
+    return petitions.classify(body.text, intake, body.petitioner_contact)
 
 
 @router.post(
@@ -144,12 +146,17 @@ def export_petitions(filters: SearchQuery, store: StoreDep, taxonomy: TaxonomyDe
     summary="查看信访件 / Read a petition with its queue, status and history",
 )
 def get_petition(
-    petition_id: PetitionId, store: StoreDep, taxonomy: TaxonomyDep, principal: CurrentUser
+    petition_id: PetitionId,
+    store: StoreDep,
+    taxonomy: TaxonomyDep,
+    principal: CurrentUser,
+    similar: SimilarDep,
+    settings: SettingsDep,
 ) -> PetitionOut:
     """部门密钥只能查看本部门队列中的件，且在转交后才能看到原文。/ Department keys read only petitions in their
     own queue, and see the raw text only once it has been handed to them; `masked_text` is always
     present."""
-    return petitions.read(store, taxonomy, petition_id, principal)
+    return petitions.read(store, taxonomy, petition_id, principal, similar, settings)
 
 
 @router.post(
