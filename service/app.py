@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "description": "分类、提交、查看、分流、办结 / classify, submit, read, route, close",
             },
             {"name": "queues 队列", "description": "队列统计、列表、领取 / counts, items, claim"},
+            {"name": "hotspots 热点", "description": "热点聚类与导出 / hot-topic clusters and export"},
             {"name": "system 系统", "description": "模型、健康检查、指标 / model, health, metrics"},
         ],
     )

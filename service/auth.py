@@ -31,6 +31,7 @@ class Permission(StrEnum):
     SEE_TEXT = "see_text"  # raw text at any time (departments see it once handed over)
     RELOAD_MODEL = "reload_model"
     OVERRIDE_LEASE = "override_lease"  # close an item claimed by another worker
+    READ_HOTSPOTS = "read_hotspots"  # hot-topic clusters across all queues
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -43,6 +44,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CLAIM_MANUAL_TRIAGE,
             Permission.READ_ALL_QUEUES,
             Permission.SEE_TEXT,
+            Permission.READ_HOTSPOTS,
         }
     ),
     Role.DEPARTMENT: frozenset({Permission.CLOSE, Permission.CLAIM_OWN_QUEUE, Permission.HANDLE, Permission.NOTE}),

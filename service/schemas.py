@@ -500,3 +500,46 @@ class ErrorInfoOut(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorInfoOut
+
+
+class CountOut(BaseModel):
+    id: str
+    name: str
+    count: int
+
+
+class HotspotItemOut(BaseModel):
+    id: int
+    received_at: datetime
+    status: Status
+    queue: str
+    preview: str = Field(description="脱敏文本前 80 字 / first 80 characters of the masked text")
+
+
+class HotspotOut(BaseModel):
+    cluster: str = Field(description="热点编号（按热度排名）/ cluster id, by rank", examples=["H0001"])
+    rank: int
+    label: str = Field(
+        description="标签：对象 + 主要诉求 / named target and main complaint", examples=["锦绣华庭 逾期交房"]
+    )
+    target: str = Field(description="反映对象（小区、项目、商家、平台）/ the named target")
+    complaint: str = Field(description="主要诉求 / main complaint")
+    heat: float = Field(description="热度 / heat score (see `formula`)")
+    size: int = Field(description="件数 / petitions")
+    petitioners: int = Field(description="不同信访人数（无联系方式的件各算一人）/ distinct petitioners")
+    first: datetime | None
+    last: datetime | None
+    domains: list[CountOut] = Field(description="领域分布 / domain mix")
+    departments: list[CountOut] = Field(description="部门分布 / department mix")
+    top_terms: list[str] = Field(description="高频词 / terms most members share")
+    members: list[int] = Field(description="全部成员编号（按收件时间）/ all member ids, oldest first")
+    items: list[HotspotItemOut] = Field(description="最新的成员（最多 100 件）/ newest members (at most 100)")
+
+
+class HotspotsOut(BaseModel):
+    days: int
+    since: datetime
+    petitions: int = Field(description="参与聚类的件数 / petitions received in the window")
+    clustered: int = Field(description="属于某个热点的件数 / petitions in some cluster")
+    formula: str = Field(description="热度计算公式 / how heat is computed")
+    clusters: list[HotspotOut]

@@ -23,6 +23,7 @@ from store.records import (
     PetitionQuery,
     PetitionRecord,
     QueueCounts,
+    RecentPetition,
     Submission,
     Submitted,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "PredictionDocument",
     "QueueCounts",
     "QueueStore",
+    "RecentPetition",
     "Role",
     "SortOrder",
     "Status",

@@ -44,6 +44,7 @@ from store.records import (
     PetitionQuery,
     PetitionRecord,
     QueueCounts,
+    RecentPetition,
     Submission,
     Submitted,
 )
@@ -323,6 +324,37 @@ class QueueStore:
         )
         with self._read() as conn:
             return [PetitionBrief.from_row(row) for row in conn.execute(stmt).mappings()]
+
+    def received_since(self, since: datetime, now: datetime | None = None) -> list[RecentPetition]:
+        """Petitions received at or after `since`, oldest first: the input of hot-topic clustering."""
+        stmt = (
+            select(
+                petitions.c.id,
+                petitions.c.masked_text,
+                petitions.c.received_at,
+                petitions.c.petitioner_key,
+                petitions.c.domain,
+                petitions.c.department,
+                petitions.c.queue,
+                rules.effective_status(now or utcnow()).label("effective_status"),
+            )
+            .where(petitions.c.received_at >= since)
+            .order_by(petitions.c.received_at, petitions.c.id)
+        )
+        with self._read() as conn:
+            return [
+                RecentPetition(
+                    id=row["id"],
+                    masked_text=row["masked_text"],
+                    received_at=row["received_at"],
+                    petitioner_key=row["petitioner_key"],
+                    domain=row["domain"],
+                    department=row["department"],
+                    status=Status(row["effective_status"]),
+                    queue=row["queue"],
+                )
+                for row in conn.execute(stmt).mappings()
+            ]
 
     def feedback(self) -> list[Correction]:
         """Routing corrections, oldest first: the retraining set (masked text, predicted vs corrected)."""

@@ -214,6 +214,20 @@ class PetitionBrief:
 
 
 @dataclass(frozen=True)
+class RecentPetition:
+    """What hot-topic clustering reads of one petition (masked text only)."""
+
+    id: int
+    masked_text: str
+    received_at: datetime
+    petitioner_key: str | None
+    domain: str | None
+    department: str | None
+    status: Status
+    queue: str
+
+
+@dataclass(frozen=True)
 class QueueCounts:
     """Open petitions of one queue by effective status, plus how many are overdue on each clock."""
 

@@ -238,6 +238,7 @@
     $("user-department").hidden = !me.department;
     $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
     const mayIntake = can("intake");
+    $("hotspots-link").hidden = !can("read_hotspots");
     $("intake").hidden = !mayIntake;
     $("main").classList.toggle("board-only", !mayIntake);
     $("main").hidden = false;
@@ -309,6 +310,8 @@
     text.value = "";
     text.readOnly = false;
     $("channel").disabled = false;
+    $("petitioner-contact").value = "";
+    $("petitioner-contact").readOnly = false;
     $("correct-note").value = "";
     $("result").hidden = true;
     $("outcome").hidden = true;
@@ -369,7 +372,10 @@
     updateDecision();
     showMessage("intake-message", "正在分类……", "info");
     try {
-      const result = await api("POST", "/v1/classify", { text });
+      const body = { text };
+      const contact = $("petitioner-contact").value.trim();
+      if (contact) body.petitioner_contact = contact;
+      const result = await api("POST", "/v1/classify", body);
       draft.classification = result;
       draft.classifiedText = text;
       showMessage("intake-message", "");
@@ -414,7 +420,41 @@
     else hint.textContent = `提交后进入“${department.name}”队列。`;
     fillDomainSelect($("correct-domain"), result.domain.label);
     fillDepartmentSelect($("correct-department"), result.domain.label, department ? department.label : null);
+    renderSimilar($("similar-box"), $("similar-list"), result.similar, result.repeat_of);
+    const note = $("repeat-note");
+    note.hidden = !result.repeat_of;
+    note.textContent = result.repeat_of
+      ? `疑似重复信访：同一信访人已就同一事项反映过（第 ${result.repeat_of} 号），请考虑关联到原件办理。` : "";
     $("result").scrollIntoView({ block: "nearest" });
+  }
+
+  /** "可能重复": earlier petitions about the same matter, each a link that opens it; optionally a link button. */
+  function renderSimilar(box, list, similar, repeatOf, linkTo) {
+    const items = similar || [];
+    box.hidden = items.length === 0;
+    list.replaceChildren(...items.map((item) => {
+      const open = el("a", { href: `#petition-${item.id}`, text: `第 ${item.id} 号`, "data-testid": "similar-link" });
+      open.addEventListener("click", (event) => { event.preventDefault(); openItem(item.id); });
+      const same = item.same_petitioner || item.id === repeatOf;
+      const link = linkTo ? el("button", { type: "button", class: "btn btn-plain", text: "关联到此件" }) : null;
+      if (link) link.addEventListener("click", () => linkTo(item.id));
+      return el("li", {}, open,
+        ` · 相似度 ${pct(item.score)} · ${label("statuses", item.status)} · ${departmentName(item.queue)} · `
+        + `${fmtDate(item.received_at)}`,
+        same ? el("span", { class: "badge badge-warn", text: "同一信访人" }) : null, link);
+    }));
+  }
+
+  async function linkItem(caseId) {
+    const petition = state.item;
+    if (!petition) return;
+    try {
+      const updated = await api("POST", `/v1/petitions/${petition.id}/link`, { case_id: caseId });
+      showItem(updated);
+      showMessage("item-message", `已关联到第 ${caseId} 号案件，两件的处理记录均已记载。`, "info");
+    } catch (failure) {
+      fail("item-message", failure, "关联失败：");
+    }
   }
 
   /** Submit once (idempotent), then route if asked; a failure keeps everything for a retry. */
@@ -427,9 +467,12 @@
     try {
       if (!draft.submitted) {
         const body = { text: draft.classifiedText, channel: $("channel").value };
+        const contact = $("petitioner-contact").value.trim();
+        if (contact) body.petitioner_contact = contact;
         draft.submitted = await api("POST", "/v1/petitions", body, { "Idempotency-Key": draft.idempotencyKey });
         $("petition-text").readOnly = true;
         $("channel").disabled = true;
+        $("petitioner-contact").readOnly = true;
       }
       let routed = null;
       if (route) routed = await api("POST", `/v1/petitions/${draft.submitted.id}/route`, route);
@@ -620,6 +663,8 @@
     ];
     if (petition.lease) facts.push(["领取人", `${petition.lease.owner}（至 ${fmtTime(petition.lease.expires_at)}）`]);
     if (petition.resolution) facts.push(["办理结果", petition.resolution]);
+    if (petition.repeat_of) facts.push(["疑似重复", `同一信访人同一事项：第 ${petition.repeat_of} 号`]);
+    if (petition.linked_case) facts.push(["已关联案件", `第 ${petition.linked_case} 号`]);
     const list = $("item-facts");
     list.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }),
       el("dd", { text: value, class: name === "转交期限" && petition.overdue ? "overdue-flag" : "" })]));
@@ -633,6 +678,8 @@
         entry.note ? el("span", { class: "note", text: `备注：${entry.note}` }) : null);
     }));
     const mayRoute = can("route");
+    renderSimilar($("item-similar-box"), $("item-similar"), petition.similar, petition.repeat_of,
+      mayRoute ? linkItem : null);
     $("reroute-form").hidden = !mayRoute || petition.status === "closed";
     const domain = petition.route.domain || prediction.domain.label;
     fillDomainSelect($("reroute-domain"), domain);

@@ -28,10 +28,9 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 console_router = APIRouter(include_in_schema=False)
 
 
-@console_router.api_route("/", methods=["GET", "HEAD"])
-def console_page() -> FileResponse:
+def _page(name: str) -> FileResponse:
     return FileResponse(
-        STATIC_DIR / "index.html",
+        STATIC_DIR / name,
         media_type="text/html; charset=utf-8",
         headers={
             **NO_CACHE,
@@ -42,6 +41,17 @@ def console_page() -> FileResponse:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@console_router.api_route("/", methods=["GET", "HEAD"])
+def console_page() -> FileResponse:
+    return _page("index.html")
+
+
+@console_router.api_route("/hotspots", methods=["GET", "HEAD"])
+def hotspots_page() -> FileResponse:
+    """热点: the top clusters as a bar chart, a drill-down into one, and the .xlsx export."""
+    return _page("hotspots.html")
 
 
 @console_router.get("/console/me")
