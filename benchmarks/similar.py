@@ -1,0 +1,92 @@
+"""Similar-petition lookup at intake as the store grows: p50/p95 of one lookup at 1,000,000 stored petitions.
+
+The stored petitions are synthetic (benchmarks/synthetic_petitions.py: corpus sentences recombined,
+one character in six replaced, 1% in made-up topics of 20), built the way the service rebuilds
+its index on start (`add_many` in batches of 50,000). Queries are the hand-written test petitions
+and fresh synthetic ones, each looked up as intake does (`scores`, then the top 5) and then
+added (`add`), so the tail, segment freezes and merges are part of what is timed. The baseline is
+the same lookup against the first 10,000 petitions, measured in the same run.
+
+    .venv/bin/python benchmarks/similar.py [--rows 1000000] [--queries 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_petitions import synthetic_petitions  # noqa: E402
+from model.similarity import SimilarityIndex, text_terms  # noqa: E402
+from model.text import prepare_text  # noqa: E402
+
+BATCH = 50_000
+BASELINE_AT = 10_000
+TEST_DATA = ROOT / "tests" / "data" / "similar_petitions.jsonl"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def lookups(index: SimilarityIndex, texts: list[str], first_key: int) -> list[float]:
+    """Milliseconds per intake lookup (top 5 at the service's threshold), each followed by an add."""
+    timings = []
+    for offset, text in enumerate(texts):
+        started = time.perf_counter()
+        terms = text_terms(text)
+        index.scores(terms).top(5, 0.12)
+        timings.append((time.perf_counter() - started) * 1000)
+        index.add(first_key + offset, terms)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args()
+    tests = [prepare_text(json.loads(line)["text"]) for line in TEST_DATA.read_text(encoding="utf-8").splitlines()]
+    fresh = [prepare_text(p.text) for p in synthetic_petitions(args.queries, seed=99)]
+    queries = (tests * (args.queries // len(tests) + 1))[: args.queries // 2] + fresh[: args.queries // 2]
+
+    index = SimilarityIndex()
+    stored = synthetic_petitions(args.rows, topics=args.rows // 2000, topic_size=20)
+    started = time.perf_counter()
+    baseline: list[float] = []
+    keys: list[int] = []
+    texts: list[str] = []
+    for number, petition in enumerate(stored):
+        keys.append(number)
+        texts.append(prepare_text(petition.text))
+        if len(keys) == (BASELINE_AT if not baseline else BATCH) or number == args.rows - 1:
+            index.add_many(keys, texts)
+            keys, texts = [], []
+            if not baseline:
+                baseline = lookups(index, queries, 10_000_000)
+            print(f"  indexed {len(index):,} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+    build = time.perf_counter() - started
+    timings = lookups(index, queries, 20_000_000)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    postings = sum(len(segment.slots) for segment in index._segments)
+    print(
+        f"similar lookup at {len(index):,} stored (synthetic) petitions: p50 {statistics.median(timings):.2f} ms, "
+        f"p95 {percentile(timings, 0.95):.2f} ms over {len(timings)} lookups; baseline at {BASELINE_AT:,}: "
+        f"p50 {statistics.median(baseline):.2f} ms ({statistics.median(timings) / statistics.median(baseline):.1f}x)"
+    )
+    print(
+        f"build (prepare + index, as on service start) {build:.0f}s; {postings:,} postings in "
+        f"{len(index._segments)} segments; peak RSS {peak_mb:,.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
