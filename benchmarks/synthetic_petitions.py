@@ -48,7 +48,8 @@ def _reworded(rng: random.Random, sentence: str) -> str:
 def synthetic_petitions(rows: int, topics: int = 0, topic_size: int = 20, seed: int = 0) -> Iterator[SyntheticPetition]:
     """`rows` petitions; the first `topics * topic_size` of them (shuffled in) belong to made-up topics."""
     rng = random.Random(seed)
-    sentences = corpus_sentences()
+    # Eight reworded variants of every corpus sentence, made once: rows draw from these.
+    sentences = [_reworded(rng, sentence) for sentence in corpus_sentences() for _ in range(8)]
     names = []
     for index in range(topics):
         suffix, complaint = TARGETS[index % len(TARGETS)]
@@ -57,7 +58,7 @@ def synthetic_petitions(rows: int, topics: int = 0, topic_size: int = 20, seed: 
     labels += [""] * (rows - len(labels))
     rng.shuffle(labels)
     for index, topic in enumerate(labels):
-        body = "".join(_reworded(rng, sentence) for sentence in rng.sample(sentences, rng.randint(1, 4)))
+        body = "".join(rng.sample(sentences, rng.randint(1, 4)))
         if topic:
             name, complaint = names[int(topic[1:])]
             body = f"{name}{complaint}{body}" if rng.random() < 0.5 else f"{body}我要反映{name}的问题，{complaint}"

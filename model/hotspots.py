@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +72,7 @@ COMPLAINTS: tuple[str, ...] = (
     "违建",
 )
 MAX_PHRASE = 8
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 LABEL_SAMPLE = 30  # members read for the label of a large cluster (the newest)
 ANCHOR_FLOOR = 50  # a name this widely shared can still be a target in a small input
 
@@ -412,6 +413,11 @@ CLUSTER_FIELDS = [
 ]
 
 
+def _local(value: datetime | None) -> str:
+    """China Standard Time, to the minute, as clerks read dates."""
+    return value.astimezone(CHINA_STANDARD_TIME).isoformat(timespec="minutes") if value else ""
+
+
 def cluster_id(rank: int) -> str:
     return f"H{rank:04d}"
 
@@ -429,8 +435,8 @@ def cluster_record(spot: Hotspot) -> dict[str, str]:
         "heat": f"{spot.heat:.3f}",
         "size": str(spot.size),
         "petitioners": str(spot.petitioners),
-        "first": spot.first.isoformat() if spot.first else "",
-        "last": spot.last.isoformat() if spot.last else "",
+        "first": _local(spot.first),
+        "last": _local(spot.last),
         "domains": _mix(spot.domains),
         "departments": _mix(spot.departments),
         "top_terms": " ".join(spot.top_terms),

@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 
 from openpyxl import Workbook
 
-from model.hotspots import CLUSTER_FIELDS, ClusterOptions, Hotspot, HotspotInput, cluster_id, find_hotspots
+from model.hotspots import (
+    CLUSTER_FIELDS,
+    ClusterOptions,
+    Hotspot,
+    HotspotInput,
+    cluster_id,
+    cluster_record,
+    find_hotspots,
+)
 from model.taxonomy import Taxonomy
 from service.logging import log_event
 from service.schemas import CountOut, HotspotItemOut, HotspotOut, HotspotsOut
@@ -127,32 +135,19 @@ def compute(
     return answer, spots
 
 
-def export_xlsx(answer: HotspotsOut) -> bytes:
-    """Two sheets: the clusters ranked by heat (as `triage hotspots` writes them) and every member."""
+def export_xlsx(spots: list[Hotspot]) -> bytes:
+    """Two sheets, as `triage hotspots` writes them: the clusters ranked by heat, and every member."""
     workbook = Workbook(write_only=True)
     clusters = workbook.create_sheet("热点 clusters")
     clusters.append(CLUSTER_FIELDS)
-    for spot in answer.clusters:
-        record = {
-            "cluster": spot.cluster,
-            "rank": spot.rank,
-            "label": spot.label,
-            "heat": spot.heat,
-            "size": spot.size,
-            "petitioners": spot.petitioners,
-            "first": spot.first.isoformat() if spot.first else "",
-            "last": spot.last.isoformat() if spot.last else "",
-            "domains": " ".join(f"{item.name}:{item.count}" for item in spot.domains),
-            "departments": " ".join(f"{item.name}:{item.count}" for item in spot.departments),
-            "top_terms": " ".join(spot.top_terms),
-            "members": " ".join(str(member) for member in spot.members),
-        }
+    for spot in spots:
+        record = cluster_record(spot)
         clusters.append([spreadsheet_safe(record[field]) for field in CLUSTER_FIELDS])
     members = workbook.create_sheet("成员 members")
     members.append(["id", "cluster"])
-    for spot in answer.clusters:
+    for spot in spots:
         for member in spot.members:
-            members.append([member, spot.cluster])
+            members.append([int(member), cluster_id(spot.rank)])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -89,4 +89,4 @@ def test_hotspots_export_has_clusters_and_members_sheets(loaded: tuple[TestClien
     assert clusters[0][:3] == ("cluster", "rank", "label") and len(clusters) == 7
     assert members[0] == ("id", "cluster")
     assert {row[0] for row in members[1:]} <= set(topics)
-    assert len(members) - 1 == sum(row[4] for row in clusters[1:])  # size column
+    assert len(members) - 1 == sum(int(row[4]) for row in clusters[1:])  # size column

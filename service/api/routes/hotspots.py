@@ -36,7 +36,7 @@ def list_hotspots(
 def export_hotspots(
     store: StoreDep, taxonomy: TaxonomyDep, principal: HotspotUser, days: Days = 30, min_size: MinSize = 3
 ) -> Response:
-    content = hotspots.export_xlsx(hotspots.compute(store, taxonomy, days, min_size)[0])
+    content = hotspots.export_xlsx(hotspots.compute(store, taxonomy, days, min_size)[1])
     return Response(
         content,
         media_type=XLSX_TYPE,
