@@ -23,13 +23,12 @@ from model.hotspots import (
     cluster_record,
     find_hotspots,
 )
-from model.text import prepare_text
+from model.text import prepare_text, spreadsheet_safe
 from training.io import InputError, read_rows, require_columns
 
 MEMBER_FIELDS = ["id", "cluster"]
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -129,11 +128,6 @@ def read_inputs(path: Path, options: HotspotsOptions) -> list[tuple[str, Hotspot
     return inputs
 
 
-def safe_cell(value: str) -> str:
-    """Text a spreadsheet will not run as a formula."""
-    return "'" + value if value.startswith(FORMULA_START) else value
-
-
 def clusters_path_for(members: Path) -> Path:
     return members.with_name(f"{members.stem}.clusters{members.suffix}")
 
@@ -142,7 +136,7 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict[str, str]]) -> Non
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in rows)
+        writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
 
 
 def write_outputs(members_path: Path, members: list[dict[str, str]], spots: list[Hotspot]) -> Path | None:
@@ -157,7 +151,7 @@ def write_outputs(members_path: Path, members: list[dict[str, str]], spots: list
             sheet = workbook.create_sheet(title)
             sheet.append(fields)
             for row in rows:
-                sheet.append([safe_cell(row[field]) for field in fields])
+                sheet.append([spreadsheet_safe(row[field]) for field in fields])
         workbook.save(members_path)
         return None
     if suffix != ".csv":

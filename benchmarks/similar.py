@@ -3,8 +3,8 @@
 The stored petitions are synthetic (benchmarks/synthetic_petitions.py: corpus sentences recombined,
 one character in six replaced, 1% in made-up topics of 20), built the way the service rebuilds
 its index on start (`add_many` in batches of 50,000; the texts are used as stored, without
-`prepare_text`, which the service has already applied to stored masked text). Queries are the hand-written test petitions
-and fresh synthetic ones, each looked up as intake does (`scores`, then the top 5) and then
+`prepare_text`, which the service has already applied to stored masked text). Queries are the
+hand-written test petitions and fresh synthetic ones, each looked up as intake does (`scores`, then the top 5) and then
 added (`add`), so the tail, segment freezes and merges are part of what is timed. The baseline is
 the same lookup against the first 10,000 petitions, measured in the same run.
 

@@ -25,9 +25,9 @@ from model.hotspots import (
     find_hotspots,
 )
 from model.taxonomy import Taxonomy
+from model.text import spreadsheet_safe
 from service.logging import log_event
 from service.schemas import CountOut, HotspotItemOut, HotspotOut, HotspotsOut
-from service.search import spreadsheet_safe
 from service.views import PREVIEW_CHARS
 from store import QueueStore, RecentPetition
 
