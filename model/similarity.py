@@ -8,7 +8,9 @@ they catch reworded repeats: the names of places, merchants and platforms surviv
 Terms are hashed into 2**23 buckets, so a term is an integer and document frequencies are one
 array. Terms found in more than `common_share` of the documents (and more than `common_floor`)
 carry little weight and most of the postings: queries skip them and merges drop their postings,
-which keeps a lookup bounded as the index grows.
+which keeps a lookup bounded as the index grows. A lookup also reads its rarest terms first and
+stops adding terms once `postings_budget` postings would be read (at least `min_query_terms` terms):
+on a large index the score then leaves out the query's most frequent remaining terms.
 
 The index is a list of immutable segments (sorted terms -> document slots) plus a small mutable
 tail. The tail is frozen into a segment every `tail_docs` documents and neighbouring segments of
@@ -176,7 +178,17 @@ class Scores:
 class SimilarityIndex:
     """An append-only index of documents (by integer key) for cosine lookups. Thread-safe."""
 
-    def __init__(self, *, common_share: float = 0.01, common_floor: int = 100, tail_docs: int = 2048) -> None:
+    def __init__(
+        self,
+        *,
+        common_share: float = 0.01,
+        common_floor: int = 100,
+        tail_docs: int = 2048,
+        postings_budget: int = 150_000,
+        min_query_terms: int = 8,
+    ) -> None:
+        self.postings_budget = postings_budget
+        self.min_query_terms = min_query_terms
         self.common_share = common_share
         self.common_floor = common_floor
         self.tail_docs = tail_docs
@@ -270,8 +282,14 @@ class SimilarityIndex:
                 return Scores(np.zeros(0, np.int64), np.zeros(0))
             idf = self._idf(terms)
             query_norm = float(np.sqrt(np.sum(idf**2)))
-            informative = self._df[terms] <= self.common_limit
-            terms, weights = terms[informative], idf[informative] ** 2
+            # The rarest terms first, until the postings to read reach the budget: they carry most of the
+            # weight, and the budget bounds a lookup however large the index grows.
+            frequency = self._df[terms]
+            order = np.argsort(frequency, kind="stable")
+            within = np.cumsum(frequency[order]) <= self.postings_budget
+            within[: self.min_query_terms] = True
+            chosen = order[within & (frequency[order] <= self.common_limit)]
+            terms, weights = terms[chosen], idf[chosen] ** 2
             slot_parts, weight_parts = [], []
             for segment in self._segments:
                 slots, found = segment.postings(terms, weights)
