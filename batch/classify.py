@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from batch.results import Item, Result
-from batch.writers import ERROR_FIELDS, error_record, open_writer, result_fields, result_record
+from batch.writers import ERROR_FIELDS, check_writable, error_record, open_writer, result_fields, result_record
 from model.classifier import Prediction, TriageModel
 from model.persistence import load_model, read_manifest
-from training.io import Row, read_rows, require_columns
+from model.text import is_blank
+from training.io import InputError, Row, read_rows, require_columns
 
 MAX_TEXT_CHARS = 20_000
 
@@ -80,11 +81,14 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
         return Item(row.number, identifier, None, f"invalid_row: {row.error}", old)
     if row.undecodable:
         return Item(row.number, identifier, None, "undecodable_bytes: 含有无法解码的字节", old)
+    uncomputed = row.uncomputed_error([options.id_col, options.text_col])
+    if uncomputed is not None:
+        return Item(row.number, identifier, None, uncomputed, old)
     if not identifier:
         return Item(row.number, identifier, None, "missing_id: 缺少编号", old)
     raw = values.get(options.text_col)
     text = "" if raw is None else str(raw)
-    if not text.strip():
+    if is_blank(text):
         return Item(row.number, identifier, None, "empty_text: 文本为空", old)
     if len(text) > options.max_chars:
         return Item(row.number, identifier, None, f"text_too_long: 文本超过 {options.max_chars} 字", old)
@@ -186,8 +190,20 @@ def read_progress(output: Path) -> tuple[int, int] | None:
     path = progress_path(output)
     if not (output.is_file() and path.is_file()):
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return int(record["rows"]), int(record["offset"])
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        rows, offset = int(record["rows"]), int(record["offset"])
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
+        raise InputError(
+            f"进度文件 {path} 已损坏，无法续跑；删除它并重新运行（不带 --resume）/ the progress file {path} is "
+            f"corrupt ({type(error).__name__}); delete it and run again without --resume"
+        ) from error
+    if rows < 0 or not 0 <= offset <= output.stat().st_size:
+        raise InputError(
+            f"进度文件 {path} 与输出文件不符，无法续跑 / the progress file {path} does not match the output "
+            f"(rows {rows}, offset {offset}); delete it and run again without --resume"
+        )
+    return rows, offset
 
 
 def write_progress(output: Path, rows: int, offset: int, source: Path) -> None:
@@ -221,6 +237,9 @@ def classify_file(
     `explain` adds the explanation terms to each prediction (for sinks that store them).
     """
     started = time.perf_counter()
+    for target in (output, errors):
+        if target is not None:
+            check_writable(target)
     compare = options.compare_col is not None
     state = read_progress(output) if (resume and output is not None) else None
     skip, offset = state if state else (0, None)

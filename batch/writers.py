@@ -158,10 +158,21 @@ class XlsxWriter:
         self.workbook.save(self.path)
 
 
+def check_writable(path: Path) -> None:
+    """Fail before any work when the output cannot be written (a folder, or a folder that is missing)."""
+    if path.is_dir():
+        raise InputError(f"输出路径 {path} 是目录，请给出文件名 / output {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"输出目录 {path.parent} 不存在 / the output folder {path.parent} does not exist; create it first"
+        )
+
+
 def open_writer(path: Path | None, fields: list[str], append_at: int | None = None) -> RowWriter:
     """Writer for `path` (None = CSV on stdout); `append_at` truncates there and appends (resume)."""
     if path is None:
         return CsvWriter(sys.stdout.buffer, fields, header=True, bom=False)
+    check_writable(path)
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
         if append_at is not None:

@@ -20,18 +20,27 @@ PLACEHOLDERS: dict[str, str] = {
     "phone": "【电话】",
 }
 
-# Order matters: longer digit runs (ID, bank card) are masked before phone numbers.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
-    ("id_card", re.compile(r"(?<![0-9])(?:[1-9][0-9]{16}[0-9Xx]|[1-9][0-9]{14})(?![0-9A-Za-z])")),
-    ("bank_card", re.compile(r"(?<![0-9])(?:[0-9]{4}[ -]){3,4}[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{16,19}(?![0-9])")),
-    (
-        "phone",
-        re.compile(
-            r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"
-            r"|(?<![0-9])0[0-9]{2,3}[ -]?[0-9]{7,8}(?![0-9])"
-        ),
-    ),
+# Digits as petitioners write them: ASCII (full-width folds to it), and Chinese numerals read digit by
+# digit as phone numbers are (一三八…, 〇/零 for 0, 幺 for 1).
+_CHINESE_DIGITS = {"〇": "0", "零": "0", "一": "1", "幺": "1", "二": "2", "三": "3", "四": "4", "五": "5"}
+_CHINESE_DIGITS |= {"六": "6", "七": "7", "八": "8", "九": "9"}
+_DIGIT = "0-9" + "".join(_CHINESE_DIGITS)
+# A run of digit groups joined by single separators: "138 1234 5678", "138.1234.5678", "0731-88886666",
+# "110101 19900307 7777". An ID card's last group may end in X.
+_DIGIT_RUN = re.compile(rf"[{_DIGIT}]+[Xx]?(?:(?: *[-.·/] *| +)[{_DIGIT}]+[Xx]?)*")
+_DIGIT_GROUP = re.compile(rf"[{_DIGIT}]+[Xx]?")
+# What a run of whole groups may be, read as plain digits. Longest first wins (see `_digit_spans`).
+_NUMBER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("id_card", re.compile(r"[1-9][0-9]{16}[0-9Xx]|[1-9][0-9]{14}")),
+    ("bank_card", re.compile(r"[0-9]{16,19}")),
+    ("phone", re.compile(r"(?:0086|86)?1[3-9][0-9]{9}|0[0-9]{9,11}")),
+)
+_MAX_NUMBER_DIGITS = 19
+# E-mail, also with spaces around "@" and "." and with Chinese mailbox names and domains (张三@例子.中国).
+_EMAIL = re.compile(
+    r"(?:[A-Za-z0-9._%+-]+|[\u4e00-\u9fff]{1,4})"
+    r" ?@ ?"
+    r"(?:[A-Za-z0-9\u4e00-\u9fff-]+ ?\. ?)+(?:[A-Za-z]{2,}|中国|中國|公司|网络|網絡)"
 )
 
 _EXPORT_DEBRIS = re.compile(r"_x000[0-9A-Fa-f]_")
@@ -62,11 +71,79 @@ def spreadsheet_safe(value: object) -> object:
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
+def _fold(text: str) -> tuple[str, list[int]]:
+    """Per-character NFKC fold (full-width digits and letters become ASCII), invisible characters dropped
+    and whitespace made plain spaces, with the index of the original character of each folded one."""
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        if is_invisible(char):
+            continue
+        for piece in unicodedata.normalize("NFKC", char):
+            folded.append(" " if piece.isspace() else piece)
+            origin.append(index)
+    return "".join(folded), origin
+
+
+def _digit_spans(folded: str) -> list[tuple[int, int, str]]:
+    """Phone, ID-card and bank-card numbers among the digit runs: at each group, the longest sequence of
+    whole groups that reads as one of `_NUMBER_KINDS`; groups are never split (so "2023 5" stays)."""
+    spans: list[tuple[int, int, str]] = []
+    for run in _DIGIT_RUN.finditer(folded):
+        groups = [
+            (run.start() + group.start(), run.start() + group.end(), group.group().translate(_DIGIT_TABLE))
+            for group in _DIGIT_GROUP.finditer(run.group())
+        ]
+        first = 0
+        while first < len(groups):
+            found: tuple[int, str] | None = None
+            digits = ""
+            for last in range(first, len(groups)):
+                digits += groups[last][2]
+                if len(digits) > _MAX_NUMBER_DIGITS:
+                    break
+                kind = next((name for name, pattern in _NUMBER_KINDS if pattern.fullmatch(digits)), None)
+                if kind is not None:
+                    found = (last, kind)
+            if found is None:
+                first += 1
+                continue
+            last, kind = found
+            spans.append((groups[first][0], groups[last][1], kind))
+            first = last + 1
+    return spans
+
+
+_DIGIT_TABLE = str.maketrans(_CHINESE_DIGITS)
+
+
+def personal_data_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of each phone, ID-card, bank-card number and e-mail address in `text`, sorted
+    and not overlapping, as positions of `text` itself (whatever its width, spacing or invisible marks)."""
+    folded, origin = _fold(text)
+    found = [(match.start(), match.end(), "email") for match in _EMAIL.finditer(folded)]
+    emails = [(start, end) for start, end, _ in found]
+    found += [
+        span for span in _digit_spans(folded) if not any(start < span[1] and span[0] < end for start, end in emails)
+    ]
+    spans: list[tuple[int, int, str]] = []
+    for start, end, kind in sorted(found):
+        first, after = origin[start], origin[end - 1] + 1
+        if not spans or first >= spans[-1][1]:
+            spans.append((first, after, kind))
+    return spans
+
+
 def mask_personal_data(text: str) -> str:
-    """Replace phone, ID-card, bank-card numbers and e-mail addresses with placeholders."""
-    for kind, pattern in _PATTERNS:
-        text = pattern.sub(PLACEHOLDERS[kind], text)
-    return text
+    """Replace phone, ID-card, bank-card numbers and e-mail addresses with placeholders; everything else
+    stays exactly as written. Idempotent: a placeholder contains nothing that could be masked again."""
+    pieces: list[str] = []
+    position = 0
+    for start, end, kind in personal_data_spans(text):
+        pieces += [text[position:start], PLACEHOLDERS[kind]]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 PLACEHOLDER_PATTERN = re.compile("|".join(re.escape(value) for value in PLACEHOLDERS.values()))
@@ -74,33 +151,8 @@ PLACEHOLDER_PATTERN = re.compile("|".join(re.escape(value) for value in PLACEHOL
 
 def mask_as_written(text: str) -> str:
     """The text as the petitioner wrote it (own punctuation, full-width forms, traditional characters),
-    with the same personal data masked as `prepare_text` masks: this is what people are shown.
-
-    The patterns run over a per-character NFKC fold (so full-width digits are found) whose positions
-    map back to the original characters; spans masked by an earlier pattern are blanked for later ones,
-    as the sequential substitutions of `mask_personal_data` would.
-    """
-    text = _EXPORT_DEBRIS.sub(" ", text).strip()
-    folded: list[str] = []
-    origin: list[int] = []  # folded position -> index of the original character
-    for index, char in enumerate(text):
-        for piece in unicodedata.normalize("NFKC", char):
-            folded.append(" " if piece.isspace() else piece)
-            origin.append(index)
-    spans: list[tuple[int, int, str]] = []
-    for kind, pattern in _PATTERNS:
-        for match in pattern.finditer("".join(folded)):
-            start, end = origin[match.start()], origin[match.end() - 1] + 1
-            spans.append((start, end, PLACEHOLDERS[kind]))
-            folded[match.start() : match.end()] = ["\x00"] * (match.end() - match.start())
-    pieces: list[str] = []
-    position = 0
-    for start, end, placeholder in sorted(spans):
-        pieces.append(text[position:start])
-        pieces.append(placeholder)
-        position = end
-    pieces.append(text[position:])
-    return "".join(pieces)
+    with the same personal data masked as `prepare_text` masks: this is what people are shown."""
+    return mask_personal_data(_EXPORT_DEBRIS.sub(" ", text).strip())
 
 
 def mask_name(name: str) -> str:

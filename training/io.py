@@ -37,6 +37,23 @@ class Row:
     values: dict[str, Any]
     undecodable: bool = False
     error: str | None = None
+    # Columns whose cell is a formula without a saved result (the workbook was never opened in Excel):
+    # their value reads as empty, which must not pass for an empty text.
+    uncomputed: frozenset[str] = frozenset()
+
+    def uncomputed_error(self, columns: list[str]) -> str | None:
+        hit = [column for column in columns if column in self.uncomputed]
+        if not hit:
+            return None
+        return (
+            f"formula_without_value: 单元格是公式且没有保存计算结果（列 {', '.join(hit)}），请在 Excel 中打开并保存后"
+            f"重试 / formula cell without a cached value in column(s) {', '.join(hit)}; open and save it in Excel"
+        )
+
+
+def warn(message: str) -> None:
+    """The file is read, but not exactly as written: tell the person running the command (stderr)."""
+    print(f"警告 / warning: {message}", file=sys.stderr, flush=True)
 
 
 def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
@@ -53,8 +70,18 @@ def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
     try:
         codecs.getincrementaldecoder("gb18030")().decode(sample, final=len(sample) < sample_bytes)
         return "gb18030"
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: 无法识别文件编码 / unknown encoding (tried UTF-8 and GB18030): {error}") from error
+    except UnicodeDecodeError:
+        pass
+    # A few bad bytes (a damaged export): read with whichever encoding loses fewer characters, replacing
+    # the bad bytes with U+FFFD, and say so. Rows stay classifiable; the warning tells where to look.
+    losses = {name: sample.decode(name, errors="replace").count("\ufffd") for name in ("utf-8", "gb18030")}
+    chosen = min(losses, key=lambda name: losses[name])
+    warn(
+        f"{path}: 有 {losses[chosen]} 处无法解码的字节，已按 {chosen.upper()} 读取并替换为 \ufffd / "
+        f"{losses[chosen]} undecodable byte(s) read as {chosen.upper()} and replaced with U+FFFD "
+        "(pass --encoding to choose another encoding)"
+    )
+    return f"{chosen}:replace"
 
 
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape leaves for an undecodable byte
@@ -65,12 +92,12 @@ def _has_undecodable(values: dict[str, Any]) -> bool:
 
 
 def _open_text(path: Path, encoding: str | None) -> IO[str]:
-    chosen = encoding or detect_encoding(path)
+    chosen, _, errors = (encoding or detect_encoding(path)).partition(":")
     try:
         codecs.lookup(chosen)
     except LookupError as error:
         raise InputError(f"未知编码 / unknown encoding: {chosen}") from error
-    return path.open("r", encoding=chosen, errors="surrogateescape", newline="")
+    return path.open("r", encoding=chosen, errors=errors or "surrogateescape", newline="")
 
 
 def _csv_rows(path: Path, encoding: str | None) -> Iterator[Row]:
@@ -78,10 +105,29 @@ def _csv_rows(path: Path, encoding: str | None) -> Iterator[Row]:
         sample = handle.read(64 * 1024)
         handle.seek(0)
         delimiter = "\t" if path.suffix.lower() == ".tsv" or (sample.count("\t") > sample.count(",")) else ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        # strict: a quote that is never closed raises at the end of the file instead of silently
+        # swallowing every following row into one field.
+        reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
         if not reader.fieldnames:
             raise InputError(f"{path}: 文件为空或没有表头 / empty file or no header row")
-        for number, values in enumerate(reader, 2):  # record numbers as a spreadsheet shows them
+        number = 1  # record numbers as a spreadsheet shows them (the header is 1)
+        while True:
+            number += 1
+            line = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                if "unexpected end of data" in str(error):
+                    raise InputError(
+                        f"{path}: 第 {number} 条记录（第 {line} 行）的引号没有闭合，其后各行会并成一个字段，"
+                        "请修正文件 / "
+                        f"unclosed quote in record {number} (line {line}): every following line would merge into "
+                        "one field; fix the file"
+                    ) from error
+                yield Row(number, {}, error=f"CSV 格式错误 / malformed CSV record: {error}")
+                continue
             clean = {key: value for key, value in values.items() if key is not None}
             yield Row(number, clean, _has_undecodable(clean))
 
@@ -107,25 +153,38 @@ def _excel_rows(path: Path) -> Iterator[Row]:
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
+        # The same sheet again with formulas, read in step: a formula cell whose saved result is empty
+        # (never calculated) is told apart from a truly empty cell.
+        formulas = load_workbook(path, read_only=True, data_only=False)
     except Exception as error:  # openpyxl raises many types for a broken file
         raise InputError(f"{path}: 无法读取 Excel 文件 / cannot read workbook: {error}") from error
     try:
         rows = workbook.active.iter_rows(values_only=True)
+        formula_rows = formulas.active.iter_rows(values_only=True)
         header = next(rows, None)
+        next(formula_rows, None)
         if not header:
             raise InputError(f"{path}: 工作表为空 / empty worksheet")
         names = ["" if cell is None else str(cell).strip() for cell in header]
-        for number, cells in enumerate(rows, 2):
-            if cells is None or all(cell is None for cell in cells):
+        for number, (cells, written) in enumerate(zip(rows, formula_rows, strict=False), 2):
+            uncomputed = frozenset(
+                name
+                for name, cell, source in zip(names, cells, written, strict=False)
+                if name and cell is None and isinstance(source, str) and source.startswith("=")
+            )
+            if not uncomputed and (cells is None or all(cell is None for cell in cells)):
                 continue
             values = {name: ("" if cell is None else cell) for name, cell in zip(names, cells, strict=False) if name}
-            yield Row(number, values)
+            yield Row(number, values, uncomputed=uncomputed)
     finally:
         workbook.close()
+        formulas.close()
 
 
 def read_rows(path: Path, encoding: str | None = None) -> Iterator[Row]:
     """Stream the rows of a CSV, JSON Lines or Excel file, whichever the suffix says."""
+    if path.is_dir():
+        raise InputError(f"{path} 是目录而不是文件 / {path} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"文件不存在 / file not found: {path}")
     suffix = path.suffix.lower()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +15,7 @@ from typing import Any
 
 from sklearn.model_selection import train_test_split
 
-from model.classifier import TriageModel
+from model.classifier import MIN_EXAMPLES_PER_LABEL, TriageModel
 from model.metrics import evaluate_model
 from model.persistence import Manifest, save_model, write_manifest
 from model.registry import Registry
@@ -40,6 +42,37 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "unknown"
     return versions
+
+
+class TrainingDataError(ValueError):
+    """The labelled data cannot train a model (message in Chinese and English)."""
+
+
+def check_trainable(data: LabelledData, holdout: float) -> None:
+    """Refuse, with a message people can act on, data that scikit-learn would refuse in English."""
+    has_split = "test" in data.splits
+    if not has_split and not 0 < holdout < 1:
+        raise TrainingDataError(f"留出比例应大于 0 且小于 1 / --holdout must be between 0 and 1 (got {holdout})")
+    rows = data.subset("train") if has_split else data
+    needed = MIN_EXAMPLES_PER_LABEL if has_split else max(2, math.ceil(MIN_EXAMPLES_PER_LABEL / (1 - holdout)))
+    for head, labels in head_targets(rows).items():
+        counts = Counter(labels)
+        if len(counts) < 2:
+            raise TrainingDataError(
+                f"{head}: 至少需要两个类别，只找到 {sorted(counts)} / at least two classes are needed, "
+                f"found {sorted(counts)}"
+            )
+        rare = sorted(label for label, count in counts.items() if count < needed)
+        if rare:
+            raise TrainingDataError(
+                f"{head}: 每个类别至少需要 {needed} 行，以下类别不足 / each class needs at least {needed} rows; "
+                f"too few: {', '.join(rare[:10])}"
+            )
+        if not has_split and math.floor(len(labels) * holdout) < len(counts):
+            raise TrainingDataError(
+                f"{head}: 留出集太小，每个类别至少要有一行 / the held-out share ({holdout}) of {len(labels)} rows "
+                f"is smaller than the {len(counts)} classes; add rows or raise --holdout"
+            )
 
 
 def split_holdout(data: LabelledData, holdout: float, seed: int = 0) -> tuple[LabelledData, LabelledData]:
@@ -149,6 +182,7 @@ def train_and_register(
     The first model of a registry becomes current.
     """
     taxonomy = taxonomy or load_taxonomy()
+    check_trainable(data, holdout)
     step("split")
     train_part, test_part = split_holdout(data, holdout)
     step("fit")
