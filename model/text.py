@@ -56,8 +56,19 @@ def is_invisible(char: str) -> bool:
     return unicodedata.category(char) in _INVISIBLE_CATEGORIES and not char.isspace()
 
 
+_BMP_INVISIBLE = re.compile(
+    "[" + "".join(re.escape(chr(code)) for code in range(0x10000) if is_invisible(chr(code))) + "]"
+)
+_SPACES = {code: " " for code in range(0x10000) if chr(code).isspace()}
+
+
+def _astral(text: str) -> bool:
+    return not text.isascii() and max(text) > "\uffff"
+
+
 def drop_invisible(text: str) -> str:
-    return "".join(char for char in text if not is_invisible(char))
+    text = _BMP_INVISIBLE.sub("", text)
+    return "".join(char for char in text if not is_invisible(char)) if _astral(text) else text
 
 
 def is_blank(text: str) -> bool:
@@ -71,9 +82,12 @@ def spreadsheet_safe(value: object) -> object:
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
-def _fold(text: str) -> tuple[str, list[int]]:
+def _fold(text: str) -> tuple[str, list[int] | None]:
     """Per-character NFKC fold (full-width digits and letters become ASCII), invisible characters dropped
-    and whitespace made plain spaces, with the index of the original character of each folded one."""
+    and whitespace made plain spaces, with the index of the original character of each folded one (None:
+    the same positions, the common case of text that is already NFKC without invisible characters)."""
+    if unicodedata.is_normalized("NFKC", text) and not _astral(text) and not _BMP_INVISIBLE.search(text):
+        return text.translate(_SPACES), None
     folded: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -121,6 +135,8 @@ def personal_data_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of each phone, ID-card, bank-card number and e-mail address in `text`, sorted
     and not overlapping, as positions of `text` itself (whatever its width, spacing or invisible marks)."""
     folded, origin = _fold(text)
+    if origin is None:
+        origin = list(range(len(folded)))
     found = [(match.start(), match.end(), "email") for match in _EMAIL.finditer(folded)]
     emails = [(start, end) for start, end, _ in found]
     found += [
