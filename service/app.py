@@ -80,7 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         similar = SimilarPetitions(store)
         indexed = similar.sync()  # the similarity index, rebuilt from the database
         holder = ModelHolder(settings.registry, settings.thresholds)
-        batcher = Batcher(settings.max_predict_batch, metrics.predict_batch.observe, store)
+        batcher = Batcher(
+            settings.max_predict_batch,
+            metrics.predict_batch.observe,
+            store,
+            slice_chars=settings.predict_slice_chars or None,
+        )
         app.state.store, app.state.models, app.state.batcher = store, holder, batcher
         app.state.similar = similar
         metrics.watch_queues(store.queue_counts)

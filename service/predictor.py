@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -117,6 +118,26 @@ class _Job:
     future: Future[Any] = field(default_factory=Future)
     # For submissions: turns the predictions into rows to commit in the same batch (group commit).
     store: Callable[[list[Prediction]], list[Submission]] | None = None
+    done: list[Prediction] = field(default_factory=list)  # predictions so far, in text order
+    taken: int = 0  # texts handed to the model so far
+    failed: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.failed or len(self.done) == len(self.texts)
+
+    def take(self, max_texts: int, max_chars: int | None) -> list[str]:
+        """The next slice: at least one text, then more while within both budgets (None: no character limit)."""
+        end = self.taken + 1
+        chars = len(self.texts[self.taken])
+        while end < len(self.texts) and end - self.taken < max_texts:
+            chars += len(self.texts[end])
+            if max_chars is not None and chars > max_chars:
+                break
+            end += 1
+        piece = list(self.texts[self.taken : end])
+        self.taken = end
+        return piece
 
 
 class Batcher:
@@ -125,6 +146,11 @@ class Batcher:
     Submissions ride the same thread: their rows are written in one transaction per batch and each
     caller is answered after the commit, so a 201 still means committed. One writer thread also avoids
     request threads queueing for SQLite's single write lock while the model holds the GIL.
+
+    Fairness: each model call takes a slice of at most `slice_chars` characters (at least one text) from
+    every waiting request in turn, so a large batch is spread over several calls and a short classify
+    that arrives meanwhile waits for one slice, not for the whole batch. `slice_chars=None` is the old
+    behaviour (each request whole, first come first served), kept for the benchmark's baseline.
     """
 
     def __init__(
@@ -132,8 +158,10 @@ class Batcher:
         max_batch: int = 64,
         observe_batch: object = None,
         queue_store: QueueStore | None = None,
+        slice_chars: int | None = 4_000,
     ) -> None:
         self.max_batch = max(1, max_batch)
+        self.slice_chars = slice_chars
         self.queue_store = queue_store
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._observe = observe_batch
@@ -167,44 +195,68 @@ class Batcher:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        active: deque[_Job] = deque()
+        stopping = False
         while True:
-            first = self._jobs.get()
-            if first is None:
-                return
-            jobs: list[_Job] = [first]
-            size = len(jobs[0].texts)
-            stop = False
-            while size < self.max_batch:
+            if not active:
+                if stopping:
+                    return
+                first = self._jobs.get()
+                if first is None:
+                    return
+                active.append(first)
+            while not stopping:
                 try:
                     more = self._jobs.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    stop = True
-                    break
-                jobs.append(more)
-                size += len(more.texts)
-            self._execute(jobs)
-            if stop:
-                return
+                    stopping = True
+                else:
+                    active.append(more)
+            self._execute(self._plan(active))
+            finished = [job for job in active if job.finished]
+            for job in finished:
+                active.remove(job)
+            self._answer(finished)
 
-    def _execute(self, jobs: list[_Job]) -> None:
-        groups: dict[tuple[int, bool], list[_Job]] = {}
-        for job in jobs:
-            groups.setdefault((id(job.loaded), job.explain), []).append(job)
-        answers: list[tuple[_Job, list[Prediction]]] = []
+    def _plan(self, active: deque[_Job]) -> list[tuple[_Job, list[str]]]:
+        """One model call's work: a slice from each waiting job in turn, at most `max_batch` texts.
+        The queue rotates, so jobs left out when the budget runs out go first next time."""
+        step: list[tuple[_Job, list[str]]] = []
+        budget = self.max_batch
+        for _ in range(len(active)):
+            if budget <= 0:
+                break
+            job = active[0]
+            active.rotate(-1)
+            if job.taken >= len(job.texts):
+                continue
+            # Without slicing, the whole request at once (the behaviour before fair scheduling).
+            whole = self.slice_chars is None
+            piece = job.take(len(job.texts), None) if whole else job.take(budget, self.slice_chars)
+            step.append((job, piece))
+            budget -= len(piece)
+        return step
+
+    def _execute(self, step: list[tuple[_Job, list[str]]]) -> None:
+        groups: dict[tuple[int, bool], list[tuple[_Job, list[str]]]] = {}
+        for job, piece in step:
+            groups.setdefault((id(job.loaded), job.explain), []).append((job, piece))
         for (_, explain), group in groups.items():
-            texts = [text for job in group for text in job.texts]
+            texts = [text for _, piece in group for text in piece]
             started = time.perf_counter()
             try:
-                loaded = group[0].loaded
+                loaded = group[0][0].loaded
                 predictions = [loaded.apply_thresholds(p) for p in loaded.model.predict(texts, explain=explain)]
             except Exception as error:
                 log_event(
                     logger, logging.ERROR, "model.predict_failed", error_type=type(error).__name__, texts=len(texts)
                 )
-                for job in group:
-                    job.future.set_exception(error)
+                for job, _ in group:
+                    if not job.failed:
+                        job.failed = True
+                        job.future.set_exception(error)
                 continue
             if callable(self._observe):
                 self._observe(len(texts))
@@ -217,13 +269,17 @@ class Batcher:
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
             position = 0
-            for job in group:
-                answers.append((job, predictions[position : position + len(job.texts)]))
-                position += len(job.texts)
-        self._commit([(job, result) for job, result in answers if job.store is not None])
-        for job, result in answers:
+            for job, piece in group:
+                job.done.extend(predictions[position : position + len(piece)])
+                position += len(piece)
+
+    def _answer(self, finished: list[_Job]) -> None:
+        """Answer the jobs whose last slice is done: submissions after one group commit, the rest at once."""
+        succeeded = [job for job in finished if not job.failed]
+        self._commit([(job, job.done) for job in succeeded if job.store is not None])
+        for job in succeeded:
             if job.store is None:
-                job.future.set_result(result)
+                job.future.set_result(job.done)
 
     def _commit(self, pending: list[tuple[_Job, list[Prediction]]]) -> None:
         """One transaction for every submission of this batch; answer only after it committed."""

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # Concurrent classification requests are grouped into one model call of at most this many texts.
     max_predict_batch: int = 64
+    # Fair scheduling: a model call takes at most this many characters from each waiting request, so one
+    # large batch cannot hold a short classify for longer than one slice. 0 turns slicing off (the old
+    # first-come-first-served whole requests; for comparison only).
+    predict_slice_chars: int = Field(4_000, ge=0)
     log_level: str = "INFO"
     # /metrics carries counts only (no text), but queue sizes and traffic are internal: by default it needs
     # an API key of any role. Set TRIAGE_METRICS_PUBLIC=true where only the scraper can reach the port.
