@@ -114,7 +114,19 @@ class TriageModel(BaseEstimator):
     def _target(self, head: str) -> float:
         return self.domain_target_precision if head == "domain" else self.department_target_precision
 
-    def fit(self, X: Sequence[str], y: ArrayLike) -> TriageModel:
+    def fit(
+        self,
+        X: Sequence[str],
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        threshold_rows: ArrayLike | None = None,
+    ) -> TriageModel:
+        """Fit features, heads and thresholds.
+
+        `sample_weight` weighs rows in every head fit (an office's own rows against the corpus);
+        `threshold_rows` (a boolean mask) picks the rows whose out-of-fold predictions choose the
+        thresholds, so the auto-routing promise is measured on the text it will be used on.
+        """
         targets = np.asarray(y, dtype=object)
         if targets.ndim == 1:
             targets = targets[:, None]
@@ -133,8 +145,10 @@ class TriageModel(BaseEstimator):
         )
         matrix = self.features_.fit_transform(list(X))
         self.pairs_ = self._observed_pairs(labels)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        chosen = np.ones(len(X), dtype=bool) if threshold_rows is None else np.asarray(threshold_rows, dtype=bool)
         self.heads_: dict[str, PlattLinearHead] = {
-            name: self._head(values).fit(matrix, values) for name, values in labels.items()
+            name: self._head(values).fit(matrix, values, weights) for name, values in labels.items()
         }
         # Thresholds come from out-of-fold predictions, decoded exactly as at prediction time.
         out_of_fold = self._decode({name: head.out_of_fold_proba_ for name, head in self.heads_.items()})
@@ -142,8 +156,8 @@ class TriageModel(BaseEstimator):
         self.validation_: dict[str, dict[str, float]] = {}
         for name, values in labels.items():
             classes = self.heads_[name].classes_
-            confidence = out_of_fold[name].max(axis=1)
-            correct = classes[out_of_fold[name].argmax(axis=1)] == values
+            confidence = out_of_fold[name][chosen].max(axis=1)
+            correct = classes[out_of_fold[name][chosen].argmax(axis=1)] == values[chosen]
             threshold = choose_threshold(confidence, correct, self._target(name))
             coverage, precision = coverage_precision(confidence, correct, threshold)
             self.thresholds_[name] = threshold

@@ -7,7 +7,8 @@ make explanations readable. Text is tokenised once per document.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from copy import copy
 from typing import Any
 
@@ -43,6 +44,25 @@ class LeadText:
         return f"LeadText(tokens={self.tokens})"
 
 
+_token_cache: dict[tuple[str, bool, str], str] | None = None
+
+
+@contextmanager
+def cached_tokens() -> Iterator[None]:
+    """Within the block each distinct text is segmented once.
+
+    Training featurises the same rows several times (weight selection, the report fit, the refit,
+    comparisons); segmentation is most of that cost. Off outside the block, so a service holds no cache.
+    """
+    global _token_cache
+    outer = _token_cache
+    _token_cache = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _token_cache = outer
+
+
 class PetitionTokenizer(TransformerMixin, BaseEstimator):
     """Prepares (normalise + mask) and segments raw petitions into tab-joined tokens."""
 
@@ -63,7 +83,14 @@ class PetitionTokenizer(TransformerMixin, BaseEstimator):
         return [tokenizer(prepare_text(text)) for text in X]
 
     def transform(self, X: Iterable[str]) -> list[str]:
-        return [TOKEN_SEPARATOR.join(tokens) for tokens in self.tokens(X)]
+        cache = _token_cache
+        if cache is None:
+            return [TOKEN_SEPARATOR.join(tokens) for tokens in self.tokens(X)]
+        texts = list(X)
+        missing = list(dict.fromkeys(text for text in texts if (self.segmenter, self.hmm, text) not in cache))
+        for text, tokens in zip(missing, self.tokens(missing), strict=True):
+            cache[(self.segmenter, self.hmm, text)] = TOKEN_SEPARATOR.join(tokens)
+        return [cache[(self.segmenter, self.hmm, text)] for text in texts]
 
 
 def build_vectorizer(

@@ -31,22 +31,29 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
         self.folds = folds
         self.random_state = random_state
 
-    def fit(self, X: sparse.spmatrix, y: np.ndarray) -> PlattLinearHead:
+    def fit(self, X: sparse.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> PlattLinearHead:
+        """`sample_weight` weighs rows in the LinearSVC fits and in the sigmoid fits alike."""
         labels = np.asarray(y).astype(str)
         self.classes_ = np.unique(labels)
         splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
         oof = column_scores(
             cross_val_predict(
-                LinearSVC(C=self.C, random_state=self.random_state), X, labels, cv=splitter, method="decision_function"
+                LinearSVC(C=self.C, random_state=self.random_state),
+                X,
+                labels,
+                cv=splitter,
+                method="decision_function",
+                params=weights,
             )
         )
         self.slopes_ = np.zeros(len(self.classes_))
         self.intercepts_ = np.zeros(len(self.classes_))
         for index, label in enumerate(self.classes_):
-            platt = LogisticRegression(C=1e4).fit(oof[:, [index]], labels == label)
+            platt = LogisticRegression(C=1e4).fit(oof[:, [index]], labels == label, **weights)
             self.slopes_[index] = float(platt.coef_[0, 0])
             self.intercepts_[index] = float(platt.intercept_[0])
-        self.estimator_ = LinearSVC(C=self.C, random_state=self.random_state).fit(X, labels)
+        self.estimator_ = LinearSVC(C=self.C, random_state=self.random_state).fit(X, labels, **weights)
         self.out_of_fold_proba_ = self.calibrate(oof)
         return self
 

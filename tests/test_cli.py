@@ -109,7 +109,9 @@ def test_models_and_promote_keep_the_previous_version_for_rollback(tmp_path: Pat
         )
     first, second = Registry(registry).versions()
     assert Registry(registry).current() == first
-    assert runner.invoke(app, ["promote", second, "--registry", str(registry)]).exit_code == 0
+    refused = runner.invoke(app, ["promote", second, "--registry", str(registry)])
+    assert refused.exit_code == 1 and "no department head" in refused.output
+    assert runner.invoke(app, ["promote", second, "--force", "--registry", str(registry)]).exit_code == 0
     listing = runner.invoke(app, ["models", "--registry", str(registry)])
     assert f"* {second}" in listing.output and f"  {first}" in listing.output
     unknown = runner.invoke(app, ["promote", "nope", "--registry", str(registry)])

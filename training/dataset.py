@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.text import prepare_text
 from training.io import InputError, read_rows, require_columns
 
 # The corpus is not package data: it lives in the checkout's data/ folder (TRIAGE_CORPUS overrides).
@@ -28,7 +29,9 @@ def corpus_path() -> Path:
 
 @dataclass(frozen=True)
 class Columns:
-    text: str = "text"
+    """Where the text and labels are; several text columns (title, body) are joined with a space."""
+
+    text: tuple[str, ...] = ("text",)
     label: str = "domain"
     department: str | None = "department"
     split: str = "split"
@@ -66,14 +69,24 @@ class LabelledData:
         return [[label, department] for label, department in zip(self.labels, self.departments, strict=True)]
 
     def subset(self, split: str) -> LabelledData:
-        keep = [i for i, value in enumerate(self.splits) if value == split]
+        return self.select([i for i, value in enumerate(self.splits) if value == split])
+
+    def select(self, rows: Sequence[int]) -> LabelledData:
+        """The given rows, in that order (sources kept, invalid rows not)."""
         return LabelledData(
-            texts=[self.texts[i] for i in keep],
-            labels=[self.labels[i] for i in keep],
-            departments=None if self.departments is None else [self.departments[i] for i in keep],
-            splits=[split] * len(keep),
+            texts=[self.texts[i] for i in rows],
+            labels=[self.labels[i] for i in rows],
+            departments=None if self.departments is None else [self.departments[i] for i in rows],
+            splits=[self.splits[i] for i in rows],
             sources=self.sources,
         )
+
+    def head_labels(self) -> dict[str, list[str]]:
+        """Labels per head name: domain always, department when the data has it."""
+        heads = {"domain": self.labels}
+        if self.departments is not None:
+            heads["department"] = self.departments
+        return heads
 
     def fingerprint(self) -> str:
         """sha256 over texts and labels, recorded in the manifest to tie a model to its data."""
@@ -85,6 +98,11 @@ class LabelledData:
 
     def distribution(self) -> dict[str, int]:
         return dict(Counter(self.labels).most_common())
+
+
+def row_key(text: str) -> str:
+    """A short hash of the prepared (masked, normalised) text: finds duplicates without storing text."""
+    return hashlib.sha256(prepare_text(text).encode()).hexdigest()[:16]
 
 
 def _cell(value: object) -> str:
@@ -104,7 +122,7 @@ def load_labelled(
         first = True
         for row in read_rows(path, encoding):
             if first:
-                required = [columns.text, columns.label]
+                required = [*columns.text, columns.label]
                 require_columns(row, required, path)
                 department_seen = (
                     department_seen and columns.department is not None and (columns.department in row.values)
@@ -117,7 +135,8 @@ def load_labelled(
             if row.undecodable:
                 data.invalid.append(InvalidRow(path.name, row.number, "含有无法解码的字节 / undecodable bytes"))
                 continue
-            text, label = _cell(values.get(columns.text)), _cell(values.get(columns.label))
+            text = " ".join(part for part in (_cell(values.get(name)) for name in columns.text) if part)
+            label = _cell(values.get(columns.label))
             if not text:
                 data.invalid.append(InvalidRow(path.name, row.number, "文本为空 / empty text"))
                 continue

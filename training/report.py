@@ -97,9 +97,17 @@ def _head_section(name: str, metrics: dict[str, Any], taxonomy: Taxonomy) -> lis
 
 
 def write_report(
-    metrics: dict[str, Any], folder: Path, title: str, taxonomy: Taxonomy, notes: list[str] | None = None
+    metrics: dict[str, Any],
+    folder: Path,
+    title: str,
+    taxonomy: Taxonomy,
+    notes: list[str] | None = None,
+    appendix: list[str] | None = None,
 ) -> Path:
-    """Write `report.md` and its PNGs into `folder`; `metrics` maps head name to head metrics."""
+    """Write `report.md` and its PNGs into `folder`; `metrics` maps head name to head metrics.
+
+    `appendix` lines (Markdown) close the report, e.g. the comparison with the current model.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     use_cjk_font()
     lines = [f"# {title}", ""]
@@ -109,6 +117,7 @@ def write_report(
         plot_confusion(head["confusion"], f"{name}: confusion", folder / f"confusion_{name}.png")
         plot_reliability(head["calibration"], f"{name}: reliability", folder / f"reliability_{name}.png")
         lines += _head_section(name, head, taxonomy)
+    lines += appendix or []
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

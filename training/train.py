@@ -7,7 +7,7 @@ import math
 import platform
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -16,11 +16,15 @@ from typing import Any
 from sklearn.model_selection import train_test_split
 
 from model.classifier import MIN_EXAMPLES_PER_LABEL, TriageModel
+from model.features import cached_tokens
 from model.metrics import evaluate_model
 from model.persistence import Manifest, save_model, write_manifest
 from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
 from training.dataset import LabelledData, real_text_record_path
+from training.labels import RareLabel, rare_rows
+from training.mixing import WeightChoice, choose_office_weight, mix
+from training.promotion import COMPARISON_KEY, Comparison, compare_with_current, write_training_rows
 from training.report import write_report
 
 LIBRARIES = ("scikit-learn", "jieba", "rjieba", "numpy", "scipy", "skops", "opencc")
@@ -32,6 +36,7 @@ class TrainResult:
     folder: Path
     manifest: Manifest
     promoted: bool
+    comparison: Comparison
 
 
 def library_versions() -> dict[str, str]:
@@ -55,7 +60,7 @@ def check_trainable(data: LabelledData, holdout: float) -> None:
         raise TrainingDataError(f"留出比例应大于 0 且小于 1 / --holdout must be between 0 and 1 (got {holdout})")
     rows = data.subset("train") if has_split else data
     needed = MIN_EXAMPLES_PER_LABEL if has_split else max(2, math.ceil(MIN_EXAMPLES_PER_LABEL / (1 - holdout)))
-    for head, labels in head_targets(rows).items():
+    for head, labels in rows.head_labels().items():
         counts = Counter(labels)
         if len(counts) < 2:
             raise TrainingDataError(
@@ -76,21 +81,26 @@ def check_trainable(data: LabelledData, holdout: float) -> None:
 
 
 def split_holdout(data: LabelledData, holdout: float, seed: int = 0) -> tuple[LabelledData, LabelledData]:
-    """Use the split recorded in the data; otherwise hold out a stratified share, fixed by `seed`."""
+    """Use the split recorded in the data; otherwise hold out a share, fixed by `seed`.
+
+    The share is stratified by department (domain without one); rows of a label seen once stay in
+    training, and a split too small to hold every label falls back to an unstratified one.
+    """
     if "test" in data.splits:
         return data.subset("train"), data.subset("test")
-    _, test_idx = train_test_split(range(len(data)), test_size=holdout, stratify=data.labels, random_state=seed)
+    strata = data.departments if data.departments is not None else data.labels
+    counts = Counter(strata)
+    pool = [index for index, label in enumerate(strata) if counts[label] > 1]
+    try:
+        _, test_idx = train_test_split(
+            pool, test_size=holdout, stratify=[strata[index] for index in pool], random_state=seed
+        )
+    except ValueError:  # fewer held-out rows than labels
+        _, test_idx = train_test_split(pool, test_size=holdout, random_state=seed)
     data.splits = ["train"] * len(data)
     for index in test_idx:
         data.splits[index] = "test"
     return data.subset("train"), data.subset("test")
-
-
-def head_targets(data: LabelledData) -> dict[str, list[str]]:
-    targets = {"domain": data.labels}
-    if data.departments is not None:
-        targets["department"] = data.departments
-    return targets
 
 
 def manifest_parameters(model: TriageModel) -> dict[str, Any]:
@@ -168,6 +178,26 @@ def model_card(manifest: Manifest, taxonomy: Taxonomy) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Mixing:
+    """How the corpus joins an office's rows: `corpus` None trains on the office's rows alone."""
+
+    corpus: LabelledData | None = None
+    office_weight: float | None = None  # None: chosen by cross-validation on the office's rows
+
+
+def _fit(rows: LabelledData, mixing: Mixing, weight: float, params: dict[str, Any]) -> TriageModel:
+    fitted = mix(mixing.corpus, rows, weight)
+    return TriageModel(**params).fit(
+        fitted.texts, fitted.targets, sample_weight=fitted.sample_weight, threshold_rows=fitted.threshold_rows
+    )
+
+
+def _without_rare(data: LabelledData, mixing: Mixing) -> tuple[LabelledData, list[RareLabel]]:
+    keep, rare = rare_rows(data, mixing.corpus.head_labels() if mixing.corpus is not None else None)
+    return (data if len(keep) == len(data) else data.select(keep)), rare
+
+
 def train_and_register(
     data: LabelledData,
     registry: Registry,
@@ -176,61 +206,107 @@ def train_and_register(
     taxonomy: Taxonomy | None = None,
     step: Callable[[str], None] = lambda _: None,
     refit: bool = True,
+    mixing: Mixing = Mixing(),
 ) -> TrainResult:
-    """Fit, evaluate on held-out rows, refit on all rows, write model + manifest + report + card.
+    """Fit, evaluate on held-out rows of `data`, compare with the current model, refit on all rows, register.
 
-    The first model of a registry becomes current.
+    With `mixing.corpus`, every fit also learns from the corpus, `data` (the office's rows) weighted;
+    held-out rows and thresholds come from `data` only. Labels too rare to cross-validate are set
+    aside and listed in the manifest. The first model of a registry becomes current.
+    """
+    with cached_tokens():
+        return _train_and_register(data, registry, params, holdout, taxonomy, step, refit, mixing)
+
+
+def _train_and_register(
+    data: LabelledData,
+    registry: Registry,
+    params: dict[str, Any] | None = None,
+    holdout: float = 0.2,
+    taxonomy: Taxonomy | None = None,
+    step: Callable[[str], None] = lambda _: None,
+    refit: bool = True,
+    mixing: Mixing = Mixing(),
+) -> TrainResult:
+    """Fit, evaluate on held-out rows of `data`, compare with the current model, refit on all rows, register.
+
+    With `mixing.corpus`, every fit also learns from the corpus, `data` (the office's rows) weighted;
+    held-out rows and thresholds come from `data` only. Labels too rare to cross-validate are set
+    aside and listed in the manifest. The first model of a registry becomes current.
     """
     taxonomy = taxonomy or load_taxonomy()
-    check_trainable(data, holdout)
+    params = dict(params or {})
+    kept, _ = _without_rare(data, mixing)  # rare labels are set aside below, never a reason to stop
+    check_trainable(kept, holdout)
     step("split")
     train_part, test_part = split_holdout(data, holdout)
+    train_part, rare = _without_rare(train_part, mixing)
+    weight = WeightChoice(1.0, {}, 0)
+    if mixing.corpus is not None:
+        step("weight")
+        weight = (
+            WeightChoice(mixing.office_weight, {}, 0)
+            if mixing.office_weight is not None
+            else choose_office_weight(mixing.corpus, train_part, C=params.get("C", 2.0))
+        )
     step("fit")
-    model = TriageModel(**(params or {})).fit(train_part.texts, train_part.targets())
+    model = _fit(train_part, mixing, weight.weight, params)
     step("evaluate")
-    test_metrics = evaluate_model(model, test_part.texts, head_targets(test_part))
+    version = registry.new_version()
+    probabilities = model.head_probabilities(model.transform(test_part.texts))
+    test_metrics = evaluate_model(model, test_part.texts, test_part.head_labels(), probabilities)
+    comparison = compare_with_current(registry, model, version, test_part)
+    shipped_rows = train_part
     if refit:
         # The report above is honest (held-out rows); the shipped model then learns from every row,
         # which measured about +1.6 points of department top-1 on real messages.
         step("refit")
-        model = TriageModel(**(params or {})).fit(data.texts, data.targets())
+        shipped_rows, rare = _without_rare(data, mixing)
+        model = _fit(shipped_rows, mixing, weight.weight, params)
     step("save")
-    version = registry.new_version()
     folder = registry.root / version
     sha256 = save_model(model, folder)
+    corpus_rows = len(mixing.corpus) if mixing.corpus is not None else 0
+    sources = data.sources + (mixing.corpus.sources if mixing.corpus is not None else [])
     manifest = Manifest(
         version=version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         model_sha256=sha256,
         training_data={
-            "sources": data.sources,
+            "sources": sources,
             "sha256": data.fingerprint(),
             "rows": len(data),
-            "train_rows": len(train_part),
+            "train_rows": len(train_part) + corpus_rows,
             "test_rows": len(test_part),
-            "shipped_model_rows": len(data) if refit else len(train_part),
+            "shipped_model_rows": len(shipped_rows) + corpus_rows,
             "skipped_invalid_rows": len(data.invalid),
+            "corpus_rows": corpus_rows,
+            "office_weight": weight.weight if mixing.corpus is not None else None,
+            "office_weight_choice": weight.describe() if mixing.corpus is not None else None,
+            "set_aside_labels": [asdict(label) for label in rare],
         },
         labels={head: model.classes(head) for head in model.head_names_},
         thresholds=model.thresholds_,
-        metrics={"test": test_metrics, "out_of_fold_train": model.validation_},
+        metrics={"test": test_metrics, "out_of_fold_train": model.validation_, COMPARISON_KEY: comparison.to_dict()},
         parameters=manifest_parameters(model),
         library_versions=library_versions(),
         segmenter=model.trained_segmenter.value,
     )
-    recorded = recorded_real_text_figures(data, manifest.parameters)
+    recorded = recorded_real_text_figures(data, manifest.parameters) if mixing.corpus is None else None
     if recorded is not None:
         manifest.metrics["real_text_dev"] = recorded
     write_manifest(manifest, folder)
+    write_training_rows(folder, shipped_rows.texts + (mixing.corpus.texts if mixing.corpus is not None else []))
     write_report(
         test_metrics,
         folder,
         f"Evaluation of {version} on {len(test_part)} held-out rows",
         taxonomy,
         notes=["Held-out rows were never seen in training or threshold selection."],
+        appendix=["## 与当前模型比较 / Comparison with the current model", "", *comparison.table()],
     )
     (folder / "MODEL_CARD.md").write_text(model_card(manifest, taxonomy), encoding="utf-8")
     promoted = registry.current() is None
     if promoted:
         registry.promote(version)
-    return TrainResult(version, folder, manifest, promoted)
+    return TrainResult(version, folder, manifest, promoted, comparison)

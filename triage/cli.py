@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from tqdm import tqdm
@@ -19,13 +19,17 @@ from tqdm import tqdm
 from batch.classify import Summary as ClassifySummary
 from batch.results import Result
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, TriageModel
-from model.persistence import Manifest, ModelLoadError, load_model, verify_model
+from model.persistence import Manifest, ModelLoadError, load_model, read_manifest, verify_model
 from model.registry import Registry, RegistryError
-from model.taxonomy import load_taxonomy
+from model.taxonomy import Taxonomy, load_taxonomy
 from service.settings import ConfigurationError, Settings, load_settings
 from store import Channel
-from training.dataset import Columns, LabelledData, corpus_path, load_labelled
+from training.dataset import Columns, LabelledData, corpus_path, load_corpus, load_labelled
 from training.io import InputError
+
+if TYPE_CHECKING:
+    from training.office import OfficeData
+    from training.train import TrainResult
 
 app = typer.Typer(
     help="信访分流 petition triage: train, evaluate and run the classifier. 使用 --help 查看每个命令。",
@@ -42,6 +46,20 @@ DataOption = Annotated[
     typer.Option("--data", help="标注数据文件 / labelled CSV, JSON Lines or .xlsx; repeatable. Default: data/"),
 ]
 TextCol = Annotated[str, typer.Option("--text-col", help="文本列名 / text column")]
+TextCols = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--text-col", help="文本列名，可重复，多列以空格连接 / text column; repeat to join several (title, body)"
+    ),
+]
+LabelMapOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-map",
+        help="标签映射表：本单位名称 -> 分类编号（如 住建局,housing）/ CSV or .xlsx mapping the office's label names "
+        "to taxonomy ids; optional third column `head` (domain/department)",
+    ),
+]
 LabelCol = Annotated[str, typer.Option("--label-col", help="标签列名 / label (domain) column")]
 DepartmentCol = Annotated[
     str, typer.Option("--department-col", help="部门列名 / department column; absent column = one head")
@@ -88,31 +106,79 @@ def load_data(paths: list[Path] | None, columns: Columns, encoding: str | None, 
 @app.command()
 def train(
     data: DataOption = None,
-    text_col: TextCol = "text",
+    text_col: TextCols = None,
     label_col: LabelCol = "domain",
     department_col: DepartmentCol = "department",
+    label_map: LabelMapOption = None,
+    feedback: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--feedback",
+            help="登记员的确认与更正（triage feedback export 导出）/ clerks' decisions from `triage feedback export`; "
+            "repeatable; the last decision on a text wins",
+        ),
+    ] = None,
+    corpus: Annotated[
+        bool,
+        typer.Option(
+            help="混入内置语料（有 --data/--feedback 时）/ mix the built-in corpus into the office's rows",
+        ),
+    ] = True,
+    office_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="本单位数据的权重（默认交叉验证选择）/ weight of office rows vs corpus rows (default: by CV)"
+        ),
+    ] = None,
     encoding: EncodingOption = None,
     skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows instead of stopping")] = False,
     holdout: Annotated[float, typer.Option(help="无预设划分时的留出比例 / held-out share when no split column")] = 0.2,
     domain_target: Annotated[
-        float, typer.Option(help="领域自动分流的目标准确率（交叉验证）/ out-of-fold precision target, domain")
-    ] = DEFAULT_DOMAIN_TARGET,
+        float | None,
+        typer.Option(
+            help="领域自动分流的目标准确率（交叉验证）/ out-of-fold precision target, domain "
+            f"(default {DEFAULT_DOMAIN_TARGET} on the corpus, 0.95 on an office's own rows)"
+        ),
+    ] = None,
     department_target: Annotated[
-        float, typer.Option(help="部门自动分流的目标准确率（交叉验证）/ out-of-fold precision target, department")
-    ] = DEFAULT_DEPARTMENT_TARGET,
+        float | None,
+        typer.Option(
+            help="部门自动分流的目标准确率（交叉验证）/ out-of-fold precision target, department "
+            f"(default {DEFAULT_DEPARTMENT_TARGET} on the corpus, 0.95 on an office's own rows)"
+        ),
+    ] = None,
     refit: Annotated[
         bool, typer.Option(help="评估后用全部数据重新训练 / refit the shipped model on every row after the report")
     ] = True,
     registry: RegistryOption = None,
 ) -> None:
-    """训练模型 / Train a model and add it to the registry (default: the corpus in data/)."""
-    from training.train import train_and_register
+    """训练模型 / Train a model and add it to the registry (default: the corpus in data/).
 
-    columns = Columns(text=text_col, label=label_col, department=department_col)
-    labelled = load_data(data, columns, encoding, skip_invalid)
+    With --data (the office's labelled history) and/or --feedback (clerks' decisions), the built-in
+    corpus is mixed in, the office's rows weighted, and thresholds and the comparison with the
+    current model come from the office's rows only.
+    """
+    from training.train import Mixing, train_and_register
+
+    if not 0 < holdout < 1:
+        raise fail(f"--holdout 应在 0 与 1 之间 / --holdout must be between 0 and 1, got {holdout}")
+    from training.office import OFFICE_TARGET_PRECISION
+
+    taxonomy = load_taxonomy()
+    columns = Columns(text=tuple(text_col or ("text",)), label=label_col, department=department_col)
+    mixing = Mixing()
+    targets = (DEFAULT_DOMAIN_TARGET, DEFAULT_DEPARTMENT_TARGET)
+    if data is None and feedback is None:
+        labelled = load_data(None, columns, encoding, skip_invalid)
+    else:
+        office = office_data(data, feedback, columns, encoding, skip_invalid, label_map, corpus, office_weight)
+        labelled, mixing = office.rows, office.mixing
+        targets = (OFFICE_TARGET_PRECISION, OFFICE_TARGET_PRECISION)
     typer.echo(f"数据 / data: {len(labelled)} rows, labels {labelled.distribution()}", err=True)
+    if mixing.corpus is not None:
+        typer.echo(f"混入内置语料 / mixing in the corpus: {len(mixing.corpus)} rows", err=True)
     started = time.perf_counter()
-    stages = tqdm(total=5 if refit else 4, desc="训练 / training", unit="step", file=sys.stderr)
+    stages = tqdm(total=3 + refit + (mixing.corpus is not None), desc="训练 / training", unit="step", file=sys.stderr)
 
     def step(name: str) -> None:
         stages.set_postfix_str(name)
@@ -120,22 +186,94 @@ def train(
             stages.update(1)
 
     try:
-        params = {"domain_target_precision": domain_target, "department_target_precision": department_target}
-        result = train_and_register(labelled, registry_from(registry), params, holdout, step=step, refit=refit)
+        params = {
+            "domain_target_precision": domain_target or targets[0],
+            "department_target_precision": department_target or targets[1],
+        }
+        result = train_and_register(
+            labelled, registry_from(registry), params, holdout, taxonomy, step=step, refit=refit, mixing=mixing
+        )
     except ValueError as error:
         raise fail(str(error)) from error
     finally:
         stages.update(stages.total - stages.n)
         stages.close()
-    metrics = result.manifest.metrics["test"]
-    typer.echo(f"版本 / version {result.version} ({time.perf_counter() - started:.1f}s) -> {result.folder}")
-    for head, values in metrics.items():
+    print_training(result, time.perf_counter() - started, registry_from(registry), taxonomy)
+
+
+def office_data(
+    data: list[Path] | None,
+    feedback: list[Path] | None,
+    columns: Columns,
+    encoding: str | None,
+    skip_invalid: bool,
+    label_map: Path | None,
+    corpus: bool,
+    office_weight: float | None,
+) -> OfficeData:
+    """The office's rows (history + decisions, labels mapped) and how the corpus joins them; warnings printed."""
+    from training.labels import load_label_map
+    from training.office import prepare_office
+
+    try:
+        mapping = load_label_map(label_map, encoding) if label_map is not None else None
+        history = load_data(data, columns, encoding, skip_invalid) if data else None
+        decisions = load_data(feedback, Columns(), None, skip_invalid) if feedback else None
+        office = prepare_office(
+            history, decisions, load_corpus() if corpus else None, load_taxonomy(), mapping, office_weight
+        )
+    except (InputError, ValueError) as error:
+        raise fail(str(error)) from error
+    if office.feedback is not None:
+        merged = office.feedback
+        typer.echo(
+            f"登记员决定 / clerks' decisions: {merged.added} rows added, {merged.replaced_office_rows} office rows "
+            f"relabelled by a later decision, {merged.repeated_decisions} earlier decisions superseded",
+            err=True,
+        )
+    for warning in office.warnings:
+        typer.secho(f"警告 / warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    return office
+
+
+def print_training(result: TrainResult, seconds: float, registry: Registry, taxonomy: Taxonomy) -> None:
+    """What was trained, how it did on held-out rows, how it compares with the current model, how to promote it."""
+    from training.promotion import check_promotion
+
+    manifest = result.manifest
+    typer.echo(f"版本 / version {result.version} ({seconds:.1f}s) -> {result.folder}")
+    for head, values in manifest.metrics["test"].items():
         typer.echo(
             f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
             f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f}"
         )
+    facts = manifest.training_data
+    if facts.get("office_weight") is not None:
+        typer.echo(
+            f"  语料 {facts['corpus_rows']} 行 + 本单位 {facts['rows']} 行 / corpus + office rows; "
+            f"本单位权重 / office weight {facts['office_weight_choice']}"
+        )
+    for rare in facts.get("set_aside_labels", []):
+        typer.secho(
+            f"  样本过少，暂不训练 / set aside, too few rows: {rare['head']} {rare['label']} ({rare['rows']} rows)",
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo("")
+    for line in result.comparison.table():
+        typer.echo(line)
+    typer.echo("")
     if result.promoted:
         typer.echo("首个模型已设为当前 / first model promoted to current")
+        return
+    check = check_promotion(manifest, registry.current(), taxonomy)
+    if check.problems:
+        for problem in check.problems:
+            typer.secho(f"不建议上线 / not recommended: {problem}", fg=typer.colors.YELLOW)
+        typer.echo(f"仍要上线 / to promote anyway: triage promote {result.version} --force")
+    else:
+        typer.echo(
+            f"上线 / to promote: triage promote {result.version}  (then POST /v1/model/reload or restart the service)"
+        )
 
 
 @app.command()
@@ -157,9 +295,34 @@ def models(registry: RegistryOption = None) -> None:
 
 
 @app.command()
-def promote(version: str, registry: RegistryOption = None) -> None:
-    """设为当前模型 / Make VERSION the current model (the previous one stays for rollback)."""
+def promote(
+    version: str,
+    force: Annotated[
+        bool, typer.Option(help="忽略检查强制上线 / promote even if worse, without a department head or unroutable")
+    ] = False,
+    registry: RegistryOption = None,
+) -> None:
+    """设为当前模型 / Make VERSION the current model (the previous one stays for rollback).
+
+    Refuses a model that was worse than the current one on the office's held-out rows, has no
+    department head, or suggests departments the service cannot route to, unless --force.
+    """
+    from training.promotion import check_promotion
+
     store = registry_from(registry)
+    try:
+        manifest = read_manifest(store.folder(version))
+    except (RegistryError, ModelLoadError) as error:
+        raise fail(str(error)) from error
+    check = check_promotion(manifest, store.current(), load_taxonomy())
+    if check.comparison is not None:
+        for line in check.comparison.table():
+            typer.echo(line)
+        typer.echo("")
+    for problem in check.problems:
+        typer.secho(f"{'警告 / warning' if force else '拒绝 / refused'}: {problem}", fg=typer.colors.YELLOW, err=True)
+    if check.problems and not force:
+        raise fail(f"未上线 {version} / {version} not promoted; pass --force to promote it anyway", code=1)
     try:
         store.promote(version)
     except RegistryError as error:
@@ -179,52 +342,116 @@ def load_current(registry: Path | None, version: str | None = None) -> tuple[Tri
 @app.command()
 def evaluate(
     data: DataOption = None,
-    text_col: TextCol = "text",
+    text_col: TextCols = None,
     label_col: LabelCol = "domain",
     department_col: DepartmentCol = "department",
+    label_map: LabelMapOption = None,
     encoding: EncodingOption = None,
     output: Annotated[Path | None, typer.Option(help="报告目录 / report folder")] = None,
     version: Annotated[str | None, typer.Option(help="模型版本 / model version (default: current)")] = None,
     registry: RegistryOption = None,
 ) -> None:
-    """评估模型 / Evaluate a model on held-out data and write a report (default: the corpus test split)."""
-    from model.metrics import evaluate_model
-    from training.report import write_report
-    from training.train import head_targets
+    """评估模型 / Evaluate a model on labelled data and write a report (default: the corpus test split).
 
+    Rows the model was trained on are left out; labels the model does not know are reported.
+    """
+    from model.metrics import evaluate_model
+    from training.labels import load_label_map
+    from training.promotion import read_training_rows, unseen_rows
+    from training.report import write_report
+
+    store = registry_from(registry)
     model, manifest = load_current(registry, version)
-    labelled = load_data(data, Columns(text=text_col, label=label_col, department=department_col), encoding, True)
+    columns = Columns(text=tuple(text_col or ("text",)), label=label_col, department=department_col)
+    labelled = load_data(data, columns, encoding, True)
+    if label_map is not None:
+        try:
+            labelled = load_label_map(label_map, encoding).apply(labelled)
+        except InputError as error:
+            raise fail(str(error)) from error
     if data is None:
         labelled = labelled.subset("test")
         typer.echo(f"使用语料库固定测试集 / using the corpus test split: {len(labelled)} rows", err=True)
-    elif labelled.fingerprint() == manifest.training_data.get("sha256"):
-        typer.echo("警告 / warning: this is the model's own training file; only its test split is used", err=True)
-        labelled = labelled.subset("test")
-    metrics = evaluate_model(model, labelled.texts, head_targets(labelled))
-    if not metrics:
-        raise fail("数据中的标签与模型不匹配 / no head of the model matches the file's columns")
+    unseen = unseen_rows(labelled, read_training_rows(store.resolve(version)))
+    if len(unseen) < len(labelled):
+        typer.secho(
+            f"警告 / warning: {len(labelled) - len(unseen)} of {len(labelled)} rows were in the model's training "
+            "data and are left out / 模型训练时已见过的行不计入",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        labelled = labelled.select(unseen)
+    notes = [f"data: {', '.join(labelled.sources)}"]
+    if len(labelled):
+        targets = known_targets(model, labelled)
+        if not targets:
+            raise fail(
+                "文件中的标签模型都不认识（请用 --label-map 映射为分类编号）/ none of the file's labels are known to "
+                f"the model (it knows: {', '.join(model.classes('domain')[:8])}, ...); map them with --label-map",
+                code=1,
+            )
+        metrics = evaluate_model(model, labelled.texts, targets)
+    else:
+        typer.echo(
+            "模型训练时已用过全部这些行；以下为训练时留出数据的结果 / the model was trained on every one of these "
+            "rows; showing the held-out results recorded at training time",
+            err=True,
+        )
+        metrics = manifest.metrics.get("test", {})
+        notes.append("Every row was in the training data; these are the held-out results recorded at training time.")
     folder = output or Path("reports") / f"evaluate-{manifest.version}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_report(
         metrics,
         folder,
         f"Evaluation of {manifest.version} on {len(labelled)} rows",
         load_taxonomy(),
-        notes=[f"data: {', '.join(labelled.sources)}"],
+        notes=notes,
     )
+    print_head_metrics(metrics)
+    typer.echo(f"报告 / report: {path}")
+
+
+def print_head_metrics(metrics: dict[str, Any]) -> None:
     for head, values in metrics.items():
         typer.echo(
             f"{head}: accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
             f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f} "
             f"at precision {values['precision_at_threshold']:.3f}"
         )
-    typer.echo(f"报告 / report: {path}")
+
+
+def known_targets(model: TriageModel, data: LabelledData) -> dict[str, list[str]]:
+    """The file's labels per head the model has, warning about labels it does not know (they count as errors)."""
+    targets = {}
+    for head, labels in data.head_labels().items():
+        if head not in model.head_names_:
+            continue
+        known = set(model.classes(head))
+        unknown = sorted(set(labels) - known)
+        if len(unknown) == len(set(labels)):
+            typer.secho(
+                f"警告 / warning: 模型不认识文件中任何{head}标签，不评估该项 / none of the file's {head} labels are "
+                f"known to the model ({', '.join(unknown[:8])}); this head is not evaluated",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
+            continue
+        if unknown:
+            typer.secho(
+                f"警告 / warning: 模型不认识的{head}标签按错误计 / {head} labels unknown to the model count as errors: "
+                f"{', '.join(unknown)}",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
+        targets[head] = labels
+    return targets
 
 
 @app.command()
 def cv(
     data: Annotated[list[Path], typer.Option("--data", help="标注数据文件 / labelled file(s)")],
     folds: Annotated[int, typer.Option(help="折数 / number of folds")] = 5,
-    text_col: TextCol = "text",
+    text_col: TextCols = None,
     label_col: LabelCol = "domain",
     department_col: DepartmentCol = "department",
     encoding: EncodingOption = None,
@@ -235,7 +462,10 @@ def cv(
     from training.crossval import cross_validate_pipeline
 
     labelled = load_data(
-        data, Columns(text=text_col, label=label_col, department=department_col), encoding, skip_invalid
+        data,
+        Columns(text=tuple(text_col or ("text",)), label=label_col, department=department_col),
+        encoding,
+        skip_invalid,
     )
     with tqdm(total=folds, desc="交叉验证 / cv", unit="fold", file=sys.stderr) as bar:
         result = cross_validate_pipeline(labelled, folds, {"C": c}, on_fold=lambda: bar.update(1))

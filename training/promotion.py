@@ -1,0 +1,228 @@
+"""New model against current model on the same held-out rows, and what stops a promotion.
+
+A model that scores worse than the one in service on the office's own held-out rows, that has no
+department head, or whose departments the service cannot route to must not be promoted by
+accident. Both models are judged only on held-out rows that neither has seen in training: each
+model folder lists hashes of its training rows, so a current model refitted on every row of the
+same file is not flattered by rows it learned from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.metrics import RoutingFigures, RoutingOutcome, routing_outcome
+from model.persistence import Manifest, ModelLoadError, load_model
+from model.registry import Registry, RegistryError
+from model.taxonomy import Taxonomy
+from training.dataset import LabelledData, row_key
+
+TRAINING_ROWS_FILE = "training_rows.txt"
+# Differences below this on the same rows are noise between two fits, not a worse model.
+TOLERANCE = 0.005
+COMPARISON_KEY = "comparison"
+BOOTSTRAP_RESAMPLES = 200
+# Routing fewer items is the price of a stricter precision promise, not a worse model.
+IGNORED_FOR_PROMOTION = frozenset({"auto_coverage"})
+
+
+def write_training_rows(folder: Path, texts: Iterable[str]) -> None:
+    keys = sorted({row_key(text) for text in texts})
+    (folder / TRAINING_ROWS_FILE).write_text("\n".join(keys) + "\n", encoding="utf-8")
+
+
+def read_training_rows(folder: Path) -> frozenset[str] | None:
+    """Hashes of the rows a model was trained on; None for a model saved before they were recorded."""
+    path = folder / TRAINING_ROWS_FILE
+    if not path.is_file():
+        return None
+    return frozenset(line for line in path.read_text(encoding="utf-8").split() if line)
+
+
+def unseen_rows(data: LabelledData, seen: frozenset[str] | None) -> list[int]:
+    if seen is None:
+        return list(range(len(data)))
+    return [index for index, text in enumerate(data.texts) if row_key(text) not in seen]
+
+
+def outcome_on(model: Any, data: LabelledData) -> RoutingOutcome:
+    return routing_outcome(model, data.head_labels(), model.head_probabilities(model.transform(data.texts)))
+
+
+def figures_on(model: Any, data: LabelledData) -> RoutingFigures:
+    return outcome_on(model, data).figures()
+
+
+def clearly_worse(new: RoutingOutcome, current: RoutingOutcome, resamples: int = BOOTSTRAP_RESAMPLES) -> list[str]:
+    """Figures on which the new model is worse beyond noise: by more than TOLERANCE on these rows, and in at
+    least 95% of paired bootstrap resamples of them (a handful of rows of a rare label cannot decide it).
+    """
+    observed_new, observed_current = new.figures(), current.figures()
+    candidates = [
+        (name, label)
+        for name, label in RoutingFigures.COLUMNS
+        if name not in IGNORED_FOR_PROMOTION
+        and getattr(observed_new, name) is not None
+        and getattr(observed_current, name) is not None
+        and getattr(observed_new, name) < getattr(observed_current, name) - TOLERANCE
+    ]
+    if not candidates:
+        return []
+    generator = np.random.default_rng(0)
+    rows = observed_new.rows
+    losses = dict.fromkeys((name for name, _ in candidates), 0)
+    for _ in range(resamples):
+        pick = generator.integers(0, rows, rows)
+        sample_new, sample_current = new.figures(pick), current.figures(pick)
+        for name in losses:
+            losses[name] += getattr(sample_new, name) < getattr(sample_current, name)
+    return [
+        f"{label}: {getattr(observed_new, name):.3f} < {getattr(observed_current, name):.3f}"
+        for name, label in candidates
+        if losses[name] >= 0.95 * resamples
+    ]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """New and current model on the same held-out rows; `current` is None when there was none to compare."""
+
+    new_version: str
+    against: str | None
+    rows: int
+    new: RoutingFigures | None
+    current: RoutingFigures | None
+    note: str = ""
+    worse: tuple[str, ...] = ()  # figures on which the new model is clearly worse (see `clearly_worse`)
+
+    def table(self) -> list[str]:
+        """Markdown table, also readable in a terminal."""
+        if self.new is None:
+            return [f"比较 / comparison: {self.note}"]
+        current_name = self.against or "—"
+        lines = [
+            f"新模型与当前模型，同一批 {self.rows} 条留出数据 / new vs current model on the same {self.rows} "
+            "held-out rows (seen by neither in training)",
+            "",
+            f"| | 新 new {self.new_version} | 当前 current {current_name} | 差 change |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, label in RoutingFigures.COLUMNS:
+            new = getattr(self.new, name)
+            current = getattr(self.current, name) if self.current is not None else None
+            change = f"{new - current:+.3f}" if new is not None and current is not None else ""
+            lines.append(f"| {label} | {_cell(new)} | {_cell(current)} | {change} |")
+        if self.note:
+            lines += ["", self.note]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Comparison:
+        figures = {key: RoutingFigures(**values[key]) if values.get(key) else None for key in ("new", "current")}
+        return cls(
+            new_version=values["new_version"],
+            against=values.get("against"),
+            rows=int(values.get("rows", 0)),
+            new=figures["new"],
+            current=figures["current"],
+            note=values.get("note", ""),
+            worse=tuple(values.get("worse", ())),
+        )
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def compare_with_current(registry: Registry, new_model: Any, new_version: str, held_out: LabelledData) -> Comparison:
+    """Both models on the held-out rows the current model has not seen (all of them for the new one)."""
+    if not len(held_out):
+        return Comparison(new_version, None, 0, None, None, "没有留出数据 / no held-out rows")
+    current_version = registry.current()
+    if current_version is None:
+        figures = figures_on(new_model, held_out)
+        return Comparison(new_version, None, len(held_out), figures, None, "没有当前模型 / no current model yet")
+    try:
+        folder = registry.folder(current_version)
+        current_model, _ = load_model(folder)
+    except (RegistryError, ModelLoadError) as error:
+        figures = figures_on(new_model, held_out)
+        return Comparison(
+            new_version, current_version, len(held_out), figures, None, f"当前模型无法加载 / current model: {error}"
+        )
+    rows = unseen_rows(held_out, read_training_rows(folder))
+    if not rows:
+        return Comparison(
+            new_version,
+            current_version,
+            0,
+            None,
+            None,
+            f"当前模型 {current_version} 训练时已见过全部留出数据，无法公平比较 / the current model was trained on "
+            "every held-out row, so the two cannot be compared fairly on them",
+        )
+    shared = held_out.select(rows)
+    note = ""
+    if len(rows) < len(held_out):
+        note = (
+            f"{len(held_out) - len(rows)} 条留出数据当前模型已见过，未计入 / "
+            "held-out rows the current model was trained on are left out"
+        )
+    new, current = outcome_on(new_model, shared), outcome_on(current_model, shared)
+    return Comparison(
+        new_version,
+        current_version,
+        len(rows),
+        new.figures(),
+        current.figures(),
+        note,
+        tuple(clearly_worse(new, current)),
+    )
+
+
+@dataclass(frozen=True)
+class PromotionCheck:
+    """Why a version should not be promoted (empty `problems`: fine); `comparison` as recorded at training."""
+
+    problems: list[str]
+    comparison: Comparison | None
+
+
+def check_promotion(manifest: Manifest, current: str | None, taxonomy: Taxonomy) -> PromotionCheck:
+    """No department head, departments the service cannot route, or worse than the current model."""
+    problems = []
+    departments = manifest.labels.get("department")
+    if not departments:
+        problems.append("模型没有部门预测，无法自动分流 / the model has no department head: nothing can be routed")
+    else:
+        unroutable = unroutable_departments(departments, taxonomy)
+        if unroutable:
+            problems.append(
+                "服务无法分流到这些部门（不在分类体系中），这些建议都会进入人工分流 / the service cannot route to "
+                f"these departments (not taxonomy ids); their items would all go to manual triage: "
+                f"{', '.join(unroutable)}"
+            )
+    recorded = manifest.metrics.get(COMPARISON_KEY)
+    comparison = Comparison.from_dict(recorded) if recorded else None
+    if comparison is not None and current is not None and current != manifest.version:
+        if comparison.against != current:
+            problems.append(
+                f"训练时比较的是 {comparison.against or '（无）'}，当前模型已是 {current}；请重新训练以再次比较 / "
+                f"compared against {comparison.against or 'no model'} at training time but the current model is "
+                f"now {current}; retrain to compare again"
+            )
+        else:
+            problems += [f"比当前模型差 / worse than the current model: {reason}" for reason in comparison.worse]
+    return PromotionCheck(problems, comparison)
+
+
+def unroutable_departments(departments: Sequence[str], taxonomy: Taxonomy) -> list[str]:
+    return [label for label in departments if label not in taxonomy.departments]
