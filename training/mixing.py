@@ -19,6 +19,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from model.features import build_features
+from model.tokenize import DEFAULT_SEGMENTER
 from training.dataset import LabelledData, row_key
 
 WEIGHT_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
@@ -102,6 +103,7 @@ def choose_office_weight(
     corpus: LabelledData,
     office: LabelledData,
     C: float = 2.0,
+    segmenter: str = DEFAULT_SEGMENTER.value,
     candidates: Sequence[float] = WEIGHT_CANDIDATES,
     folds: int = WEIGHT_FOLDS,
     jobs: int = -1,
@@ -114,7 +116,7 @@ def choose_office_weight(
     if len(office) < MIN_ROWS_TO_CHOOSE:
         return WeightChoice(float(candidates[len(candidates) // 2]), {}, 0)
     both = concat(corpus, office)
-    matrix = build_features(min_df=2).fit_transform(both.texts)
+    matrix = build_features(segmenter=segmenter, min_df=2).fit_transform(both.texts)
     heads = {name: np.asarray(labels) for name, labels in both.head_labels().items()}
     stratify = np.asarray(office.departments if office.departments is not None else office.labels)
     _, counts = np.unique(stratify, return_counts=True)

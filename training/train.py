@@ -238,6 +238,7 @@ def _train_and_register(
     params = dict(params or {})
     kept, _ = _without_rare(data, mixing)  # rare labels are set aside below, never a reason to stop
     check_trainable(kept, holdout)
+    template = TriageModel(**params)
     step("split")
     train_part, test_part = split_holdout(data, holdout)
     train_part, rare = _without_rare(train_part, mixing)
@@ -247,7 +248,7 @@ def _train_and_register(
         weight = (
             WeightChoice(mixing.office_weight, {}, 0)
             if mixing.office_weight is not None
-            else choose_office_weight(mixing.corpus, train_part, C=params.get("C", 2.0))
+            else choose_office_weight(mixing.corpus, train_part, C=template.C, segmenter=template.segmenter)
         )
     step("fit")
     model = _fit(train_part, mixing, weight.weight, params)
