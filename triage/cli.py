@@ -161,7 +161,7 @@ def train(
     from training.train import Mixing, train_and_register
 
     if not 0 < holdout < 1:
-        raise fail(f"--holdout 应在 0 与 1 之间 / --holdout must be between 0 and 1, got {holdout}")
+        raise fail(f"留出比例应大于 0 且小于 1 / --holdout must be between 0 and 1 (got {holdout})")
     from training.office import OFFICE_TARGET_PRECISION
 
     taxonomy = load_taxonomy()
