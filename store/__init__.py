@@ -15,7 +15,6 @@ from store.errors import (
 )
 from store.petitions import QueueStore, known_queues, utcnow
 from store.records import (
-    Correction,
     HistoryEntry,
     Lease,
     PetitionBrief,
@@ -24,11 +23,22 @@ from store.records import (
     PetitionRecord,
     QueueCounts,
     RecentPetition,
+    RouteDecision,
     Submission,
     Submitted,
 )
 from store.rules import Deadlines, PredictionDocument, prediction_document, suggested_queue
-from store.vocabulary import MANUAL_TRIAGE, MANUAL_TRIAGE_NAME, Action, Channel, Clock, Role, SortOrder, Status
+from store.vocabulary import (
+    MANUAL_TRIAGE,
+    MANUAL_TRIAGE_NAME,
+    Action,
+    Channel,
+    Clock,
+    Decision,
+    Role,
+    SortOrder,
+    Status,
+)
 
 __all__ = [
     "MANUAL_TRIAGE",
@@ -36,8 +46,8 @@ __all__ = [
     "Action",
     "Channel",
     "Clock",
-    "Correction",
     "Deadlines",
+    "Decision",
     "ExtensionRefused",
     "HistoryEntry",
     "IdempotencyConflict",
@@ -55,6 +65,7 @@ __all__ = [
     "QueueStore",
     "RecentPetition",
     "Role",
+    "RouteDecision",
     "SortOrder",
     "Status",
     "StoreError",

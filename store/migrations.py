@@ -167,11 +167,32 @@ def _m004_repeats_and_flags(conn: Connection) -> None:
     Index("ix_petitions_petitioner", petitions.c.petitioner_key).create(conn)
 
 
+def _m005_route_decisions(conn: Connection) -> None:
+    """Every decision on a suggestion (accepted, corrected, re-routed) becomes feedback, not only corrections.
+
+    Rows written before this migration were all corrections of suggestions awaiting review.
+    """
+    for column in (
+        "decision VARCHAR(16) NOT NULL DEFAULT 'corrected'",
+        "role VARCHAR(32)",
+        "auto_routed BOOLEAN NOT NULL DEFAULT FALSE",
+        "previous_domain VARCHAR(64)",
+        "previous_department VARCHAR(64)",
+    ):
+        conn.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {column}")
+    metadata = MetaData()
+    feedback = Table("feedback", metadata, Column("created_at", DateTime))
+    petitions = Table("petitions", metadata, Column("created_at", DateTime))
+    Index("ix_feedback_created_at", feedback.c.created_at).create(conn)
+    Index("ix_petitions_created_at", petitions.c.created_at).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "petitions, history and feedback tables", _m001_initial),
     Migration(2, "index on (status, due_at) for overdue counts", _m002_open_due_index),
     Migration(3, "petitioner fields and the department's work: accept, extend, return, reply", _m003_department_work),
     Migration(4, "petitioner key, repeat_of, linked_case and flags on petitions", _m004_repeats_and_flags),
+    Migration(5, "feedback records every route decision; indexes for weekly statistics", _m005_route_decisions),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -37,7 +37,6 @@ from store.errors import (
 )
 from store.migrations import migrate
 from store.records import (
-    Correction,
     HistoryEntry,
     PetitionBrief,
     Petitioner,
@@ -45,6 +44,7 @@ from store.records import (
     PetitionRecord,
     QueueCounts,
     RecentPetition,
+    RouteDecision,
     Submission,
     Submitted,
 )
@@ -356,12 +356,13 @@ class QueueStore:
                 for row in conn.execute(stmt).mappings()
             ]
 
-    def feedback(self) -> list[Correction]:
-        """Routing corrections, oldest first: the retraining set (masked text, predicted vs corrected)."""
+    def feedback(self, since: datetime | None = None) -> list[RouteDecision]:
+        """Every decision on a suggestion, oldest first: the retraining set (masked text, suggested vs decided)."""
+        query = select(feedback).order_by(feedback.c.id)
+        if since is not None:
+            query = query.where(feedback.c.created_at >= since)
         with self._read() as conn:
-            return [
-                Correction.from_row(row) for row in conn.execute(select(feedback).order_by(feedback.c.id)).mappings()
-            ]
+            return [RouteDecision.from_row(row) for row in conn.execute(query).mappings()]
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -628,7 +629,11 @@ class QueueStore:
         role: Role,
         now: datetime | None = None,
     ) -> tuple[PetitionRecord, bool]:
-        """Confirm or correct the route; returns (petition, was_correction). Corrections become feedback."""
+        """Confirm or correct the route; returns (petition, was_correction).
+
+        Every decision that accepts, corrects or changes a route is recorded as feedback (see
+        `PetitionRecord.decision_on`).
+        """
         self._check_queue(department)
         if department == MANUAL_TRIAGE:
             raise UnknownQueue(department)
@@ -653,16 +658,22 @@ class QueueStore:
                 routed_by=actor,
                 handed_over_at=func.coalesce(petitions.c.handed_over_at, now),
             )
-            if correction:
+            decision = current.decision_on(new_domain, department) if new_domain is not None else None
+            if decision is not None:
                 conn.execute(
                     feedback.insert().values(
                         petition_id=petition_id,
                         created_at=now,
                         actor=actor,
+                        role=role,
+                        decision=decision,
+                        auto_routed=current.auto_routed,
                         masked_text=current.masked_text,
                         model_version=current.model_version,
                         predicted_domain=current.predicted_domain,
                         predicted_department=current.predicted_department,
+                        previous_domain=current.domain,
+                        previous_department=current.department,
                         corrected_domain=new_domain,
                         corrected_department=department,
                     )

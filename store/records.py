@@ -9,7 +9,7 @@ from typing import Any
 
 from model.classifier import Prediction
 from store.rules import PredictionDocument
-from store.vocabulary import Action, Channel, Role, SortOrder, Status
+from store.vocabulary import Action, Channel, Decision, Role, SortOrder, Status
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,20 @@ class PetitionRecord:
         assert self.claimed_at is not None and self.lease_expires_at is not None
         return Lease(self.lease_owner, self.claimed_at, self.lease_expires_at)
 
+    @property
+    def auto_routed(self) -> bool:
+        """The suggestion went straight to a department queue, without review."""
+        return not self.needs_review and self.predicted_department is not None
+
+    def decision_on(self, domain: str, department: str) -> Decision | None:
+        """What routing to (domain, department) now means for the suggestion; None when it changes nothing."""
+        if self.routed_at is None and not self.auto_routed:  # the first decision on a suggestion under review
+            suggested = (domain, department) == (self.predicted_domain, self.predicted_department)
+            return Decision.ACCEPTED if suggested else Decision.CORRECTED
+        if (domain, department) != (self.domain, self.department):
+            return Decision.REROUTED
+        return Decision.ACCEPTED if self.routed_at is None else None  # confirming an automatic route
+
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], history: tuple[HistoryEntry, ...] = ()) -> PetitionRecord:
         """From a row selected with the `effective_status` and overdue columns (see QueueStore)."""
@@ -173,23 +187,34 @@ class PetitionRecord:
 
 
 @dataclass(frozen=True)
-class Correction:
-    """A clerk's correction of the model's route: one labelled example for retraining (masked text)."""
+class RouteDecision:
+    """A decision on a suggestion (accepted, corrected, re-routed): one labelled example (masked text)."""
 
     id: int
     petition_id: int
     created_at: datetime
     actor: str
+    role: Role | None
+    decision: Decision
+    auto_routed: bool
     masked_text: str
     model_version: str
     predicted_domain: str
     predicted_department: str | None
-    corrected_domain: str
+    previous_domain: str | None
+    previous_department: str | None
+    corrected_domain: str  # the route decided (for an acceptance, the suggestion itself)
     corrected_department: str
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Correction:
-        return cls(**{item.name: row[item.name] for item in fields(cls)})
+    def from_row(cls, row: Mapping[Any, Any]) -> RouteDecision:
+        values = {item.name: row[item.name] for item in fields(cls)}
+        values.update(
+            role=None if row["role"] is None else Role(row["role"]),
+            decision=Decision(row["decision"]),
+            auto_routed=bool(row["auto_routed"]),
+        )
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ petitions = Table(
     Index("ix_petitions_status_due", "status", "due_at"),
     Index("ix_petitions_received", "received_at"),
     Index("ix_petitions_petitioner", "petitioner_key"),
+    Index("ix_petitions_created_at", "created_at"),
 )
 
 history = Table(
@@ -134,4 +135,10 @@ feedback = Table(
     Column("predicted_department", String(64)),
     Column("corrected_domain", String(64), nullable=False),
     Column("corrected_department", String(64), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("role", String(32)),
+    Column("auto_routed", Boolean, nullable=False),
+    Column("previous_domain", String(64)),
+    Column("previous_department", String(64)),
+    Index("ix_feedback_created_at", "created_at"),
 )

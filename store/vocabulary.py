@@ -67,6 +67,22 @@ class Action(StrEnum):
         return ACTION_LABELS[self]
 
 
+class Decision(StrEnum):
+    """A decision on the model's suggestion, kept as a labelled example for retraining.
+
+    ACCEPTED: the suggested route confirmed as is. CORRECTED: a suggestion awaiting review routed
+    elsewhere. REROUTED: a route already in effect (auto-routed, or confirmed earlier) changed later.
+    """
+
+    ACCEPTED = "accepted"
+    CORRECTED = "corrected"
+    REROUTED = "rerouted"
+
+    @property
+    def label(self) -> str:
+        return DECISION_LABELS[self]
+
+
 class Clock(StrEnum):
     """The two deadlines of the 信访工作条例 (calendar days, configurable in service/settings.py)."""
 
@@ -120,3 +136,8 @@ ACTION_LABELS: dict[Action, str] = {
     Action.LINKED: "关联案件",
 }
 CLOCK_LABELS: dict[Clock, str] = {Clock.HAND_OVER: "转交期限", Clock.HANDLING: "办理期限"}
+DECISION_LABELS: dict[Decision, str] = {
+    Decision.ACCEPTED: "采纳建议",
+    Decision.CORRECTED: "更正",
+    Decision.REROUTED: "改派",
+}

@@ -168,12 +168,18 @@ def test_route_confirms_or_corrects_and_records_feedback(store: QueueStore) -> N
     )
     assert correction and petition.queue == "natural_resources" and petition.domain == "other"
     assert petition.history[-1].action == "corrected" and petition.history[-1].note == "不动产登记"
-    [item] = store.feedback()
+    accepted, item = store.feedback()  # both were auto-routed: one confirmed, one re-routed
+    assert (accepted.petition_id, accepted.decision, accepted.corrected_department) == (
+        confirmed.petition_id,
+        "accepted",
+        "housing",
+    )
     assert (item.petition_id, item.predicted_department, item.corrected_department) == (
         corrected.petition_id,
         "housing",
         "natural_resources",
     )
+    assert item.decision == "rerouted" and item.auto_routed and item.role == "clerk"
     assert item.corrected_domain == "other" and item.masked_text == "更正"
     with pytest.raises(UnknownQueue):
         store.route(corrected.petition_id, "nowhere", actor="clerk", role="clerk")
@@ -273,3 +279,38 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MigrationError):
         migrate(engine)
     engine.dispose()
+
+
+def test_every_decision_on_a_suggestion_is_a_labelled_example(store: QueueStore, tmp_path: Path) -> None:
+    from training.dataset import load_labelled
+    from triage.feedback import final_decisions, write_decisions
+
+    review = submission("物业乱收费，电话13812345678", prediction=prediction(confident=False))
+    accepted = store.submit(review).petition_id
+    corrected = store.submit(submission("路灯不亮", prediction=prediction(confident=False))).petition_id
+    auto = store.submit(submission("小区停车难")).petition_id
+    store.route(accepted, "housing", actor="clerk-1", role="clerk")
+    store.route(accepted, "housing", actor="clerk-1", role="clerk")  # confirming again changes nothing
+    store.route(corrected, "urban_management", domain="other", actor="clerk-1", role="clerk")
+    store.route(corrected, "transport", domain="other", actor="clerk-2", role="admin")  # later re-route
+    store.route(auto, "public_security", domain="other", actor="clerk-2", role="clerk")
+    decisions = store.feedback()
+    assert [(item.petition_id, item.decision, item.auto_routed) for item in decisions] == [
+        (accepted, "accepted", False),
+        (corrected, "corrected", False),
+        (corrected, "rerouted", False),
+        (auto, "rerouted", True),
+    ]
+    assert decisions[2].previous_department == "urban_management" and decisions[2].actor == "clerk-2"
+    assert all("13812345678" not in item.masked_text for item in decisions)
+    final = final_decisions(decisions)
+    assert [(item.petition_id, item.corrected_department) for item in final] == [
+        (accepted, "housing"),
+        (corrected, "transport"),
+        (auto, "public_security"),
+    ]
+    path = tmp_path / "corrections.csv"
+    assert write_decisions(path, final) == 3
+    rows = load_labelled([path])
+    assert rows.departments == ["housing", "transport", "public_security"] and not rows.invalid
+    assert "【电话】" in rows.texts[0]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -589,6 +591,44 @@ def classify(
             f"conflicts {enqueuer.conflicts}",
             err=True,
         )
+
+
+feedback_app = typer.Typer(
+    help="登记员对建议的决定（采纳、更正、改派）/ clerks' decisions on suggestions", no_args_is_help=True
+)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="输出 CSV / output CSV file")],
+    since: Annotated[
+        datetime | None, typer.Option(help="只导出此后的决定 / only decisions from this date (YYYY-MM-DD)")
+    ] = None,
+    all_decisions: Annotated[
+        bool, typer.Option("--all-decisions", help="每个决定一行（默认每件取最后决定）/ every decision, not the last")
+    ] = False,
+) -> None:
+    """导出决定 / Write the decisions as labelled rows (masked text) for `triage train --feedback`."""
+    from store import QueueStore
+    from triage.feedback import final_decisions, write_decisions
+
+    store = QueueStore(Settings().database_url)
+    try:
+        decisions = store.feedback(since.replace(tzinfo=UTC) if since else None)
+    finally:
+        store.dispose()
+    chosen = decisions if all_decisions else final_decisions(decisions)
+    try:
+        count = write_decisions(output, chosen)
+    except OSError as error:
+        raise fail(f"无法写入 / cannot write {output}: {error}") from error
+    kinds = Counter(item.decision.value for item in chosen)
+    typer.echo(
+        f"导出 / exported {count} rows ({', '.join(f'{kind} {n}' for kind, n in sorted(kinds.items())) or 'none'}) "
+        f"-> {output}; 训练 / train with: triage train --feedback {output}",
+        err=True,
+    )
 
 
 @app.command()
