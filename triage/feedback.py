@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from service.search import spreadsheet_safe
+from model.text import spreadsheet_safe
 from store import RouteDecision
 
 COLUMNS = (
