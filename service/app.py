@@ -76,7 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         started = time.perf_counter()
         warn_about_dev_keys(settings)
         warn_about_dev_petitioner_secret(settings)
-        store = QueueStore(settings.database_url, synchronous=settings.sqlite_synchronous, deadlines=settings.deadlines)
+        store = QueueStore(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            deadlines=settings.deadlines,
+            pool=settings.pool_options(),
+        )
         similar = SimilarPetitions(store)
         indexed = similar.sync()  # the similarity index, rebuilt from the database
         holder = ModelHolder(settings.registry, settings.thresholds)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.logging import log_event
+from store import DatabaseUnavailable
 
 logger = logging.getLogger("triage.errors")
 
@@ -73,6 +74,8 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "received_in_future": ("收件时间不能晚于当前时间", "received_at must not be in the future"),
     "missing": ("缺少必填字段", "a required field is missing"),
 }
+
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 HTTP_CODES: dict[int, tuple[str, str, str]] = {
     404: ("not_found", "接口不存在", "no such endpoint"),
@@ -134,6 +137,23 @@ def install_error_handlers(app: FastAPI) -> None:
             error.status_code, code, message, message_en, headers=dict(error.headers) if error.headers else None
         )
 
+    async def on_database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, DatabaseUnavailable)
+        log_event(
+            logger,
+            logging.ERROR,
+            "database.unavailable",
+            error_type=str(error.args[0]) if error.args else type(error).__name__,
+            path_template=_route_path(request),
+        )
+        return error_response(
+            503,
+            "database_unavailable",
+            "数据库暂时不可用，请稍后重试（本次请求未保存任何内容）",
+            "the database is unavailable; nothing was saved, please retry",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         # Exception messages can carry SQL parameters (petition text): log the type and frames only.
         frames = [
@@ -155,6 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
 
 

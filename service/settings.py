@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
-from store import Deadlines, Role
+from store import Deadlines, PoolOptions, Role
 
 # Defaults for a checkout (what `make run` uses): models/ and var/ beside the code. An installed
 # service sets TRIAGE_REGISTRY and TRIAGE_DATABASE_URL.
@@ -55,7 +55,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
 
     registry: Path = CHECKOUT / "models"
+    # sqlite:///absolute/path.db (one machine) or postgresql://user:password@host:5432/dbname (several
+    # replicas; needs the `postgres` extra). See docs/operations.md.
     database_url: str = f"sqlite:///{CHECKOUT / 'var' / 'triage.db'}"
+    # Connections per process: kept open, extra allowed in bursts, seconds a request waits for one (then
+    # 503), seconds to reach the server. Replicas x workers x (size + overflow) < PostgreSQL max_connections.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_connect_timeout: int = Field(default=5, ge=1)
+    # Every replica checks the registry's CURRENT pointer this often (seconds) and reloads, verified, when
+    # `triage promote` changed it; 0 turns this off (POST /v1/model/reload only).
+    model_poll_seconds: float = Field(default=10.0, ge=0)
 
     # TRIAGE_API_KEYS='{"<secret>": {"role": "clerk", "name": "intake-1"}, ...}'
     api_keys: dict[str, ApiKeyConfig] | None = None
@@ -95,6 +106,9 @@ class Settings(BaseSettings):
     # Key of the HMAC that turns a petitioner's contact into the stored identity (TRIAGE_PETITIONER_SECRET).
     # Without it a well-known development key is used, and the service says so at startup.
     petitioner_secret: SecretStr | None = None
+
+    def pool_options(self) -> PoolOptions:
+        return PoolOptions(self.db_pool_size, self.db_max_overflow, self.db_pool_timeout, self.db_connect_timeout)
 
     @property
     def using_dev_keys(self) -> bool:

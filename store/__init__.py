@@ -3,7 +3,10 @@
 Imports only `model/`. Everything above (service, batch, CLI) uses the names re-exported here.
 """
 
+from store.engine import Backend, PoolOptions
 from store.errors import (
+    DatabaseUnavailable,
+    DriverMissing,
     ExtensionRefused,
     IdempotencyConflict,
     InvalidTransition,
@@ -12,6 +15,7 @@ from store.errors import (
     PetitionNotFound,
     StoreError,
     UnknownQueue,
+    WriteConflict,
 )
 from store.petitions import QueueStore, known_queues, utcnow
 from store.records import (
@@ -44,10 +48,13 @@ __all__ = [
     "MANUAL_TRIAGE",
     "MANUAL_TRIAGE_NAME",
     "Action",
+    "Backend",
     "Channel",
     "Clock",
+    "DatabaseUnavailable",
     "Deadlines",
     "Decision",
+    "DriverMissing",
     "ExtensionRefused",
     "HistoryEntry",
     "IdempotencyConflict",
@@ -60,6 +67,7 @@ __all__ = [
     "PetitionQuery",
     "PetitionRecord",
     "Petitioner",
+    "PoolOptions",
     "PredictionDocument",
     "QueueCounts",
     "QueueStore",
@@ -72,6 +80,7 @@ __all__ = [
     "Submission",
     "Submitted",
     "UnknownQueue",
+    "WriteConflict",
     "known_queues",
     "prediction_document",
     "suggested_queue",

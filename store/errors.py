@@ -1,4 +1,4 @@
-"""The store's expected failures; the API maps each to a 4xx answer."""
+"""The store's expected failures; the API maps each to a 4xx answer, or 503 for `DatabaseUnavailable`."""
 
 from __future__ import annotations
 
@@ -60,3 +60,19 @@ class LinkRefused(StoreError):
     @property
     def reason(self) -> str:
         return str(self.args[1])
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached or used right now (server down, pool exhausted, file locked).
+
+    Nothing was committed by the failed call; the client may retry. `args[0]` names the driver's error
+    type only, never its message (which can quote SQL parameters, that is petition text).
+    """
+
+
+class WriteConflict(DatabaseUnavailable):
+    """A concurrent transaction won (deadlock or serialization failure) and retries ran out."""
+
+
+class DriverMissing(RuntimeError):
+    """The configured database needs a driver that is not installed (the `postgres` extra)."""

@@ -24,10 +24,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     inspect,
     select,
 )
 from sqlalchemy.engine import Connection, Engine
+
+# The PostgreSQL advisory lock that serialises migrations of one database (any fixed 64-bit number that
+# no other application on the same server uses for its own advisory locks).
+MIGRATION_LOCK_ID = 0x7472696167650001  # "triage" + 1
 
 
 class MigrationError(RuntimeError):
@@ -208,11 +213,14 @@ def current_version(conn: Connection) -> int:
 def migrate(engine: Engine, target: int = LATEST) -> list[int]:
     """Apply pending migrations up to `target`; returns the versions applied (empty when up to date).
 
-    Runs in one write transaction (BEGIN IMMEDIATE on SQLite), so two processes starting at once
-    cannot both apply the same migration.
+    Runs in one write transaction, so two processes (replicas) starting at once cannot both apply the same
+    migration: on SQLite BEGIN IMMEDIATE takes the write lock; on PostgreSQL the transaction first takes an
+    advisory lock (released at commit), so the second replica waits, then finds the schema up to date.
     """
     applied: list[int] = []
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
         table = _version_table(MetaData())
         table.create(conn, checkfirst=True)
         have = current_version(conn)

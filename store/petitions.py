@@ -5,7 +5,11 @@ every write runs in `BEGIN IMMEDIATE`, so writers serialise and a method that re
 committed (a 201 means the row is on disk). The claim is written as "select the oldest claimable
 row FOR UPDATE SKIP LOCKED, then update it only if it is still claimable": on SQLite the write
 lock makes that atomic and SKIP LOCKED renders as nothing; on PostgreSQL the same statements give
-concurrent workers different rows without blocking each other.
+concurrent workers (threads, processes, replicas) different rows without blocking each other.
+Idempotency rests on the unique constraints on `external_id` and `idempotency_key`: a submission is
+inserted with ON CONFLICT DO NOTHING and, when nothing was inserted, the holder of the key is read,
+so two replicas racing with the same key store it once. Route and close lock their row (FOR UPDATE).
+When the database cannot be used, methods raise `DatabaseUnavailable` (nothing was committed).
 
 Raw petition text lives only in `petitions.text`; history and feedback hold masked text, ids,
 labels and notes.
@@ -21,12 +25,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from model.taxonomy import load_taxonomy
 from model.text import mask_as_written
 from store import rules, workflow
-from store.engine import make_engine
+from store.engine import PoolOptions, insert_or_skip, make_engine, unavailable_as_store_errors
 from store.errors import (
     ExtensionRefused,
     IdempotencyConflict,
@@ -34,6 +37,7 @@ from store.errors import (
     PetitionNotFound,
     StoreError,
     UnknownQueue,
+    WriteConflict,
 )
 from store.migrations import migrate
 from store.records import (
@@ -144,8 +148,9 @@ class QueueStore:
         deadlines: Deadlines | None = None,
         run_migrations: bool = True,
         queues: Sequence[str] | None = None,
+        pool: PoolOptions | None = None,
     ) -> None:
-        self.engine = make_engine(database_url, synchronous)
+        self.engine = make_engine(database_url, synchronous, pool)
         # SQLite has one writer at a time. Letting threads queue on this lock is far faster than letting
         # them collide on BEGIN IMMEDIATE, whose busy handler sleeps and retries (up to 100 ms a time).
         # Other processes on the same file still wait through the busy timeout.
@@ -155,7 +160,8 @@ class QueueStore:
         self.deadlines = deadlines or Deadlines()
         self.queues: tuple[str, ...] = tuple(queues or known_queues())
         if run_migrations:
-            migrate(self.engine)
+            with unavailable_as_store_errors():
+                migrate(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -163,13 +169,17 @@ class QueueStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction: committed when the block exits without an exception."""
-        with self._write_lock, self.engine.begin() as conn:
+        with unavailable_as_store_errors(), self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         """A read transaction (plain BEGIN on SQLite: readers never wait for the write lock)."""
-        with self.engine.connect().execution_options(triage_readonly=True) as conn, conn.begin():
+        with (
+            unavailable_as_store_errors(),
+            self.engine.connect().execution_options(triage_readonly=True) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     # -- reads ------------------------------------------------------------------------------------
@@ -179,8 +189,11 @@ class QueueStore:
             return bool(conn.execute(select(1)).scalar_one() == 1)
 
     @staticmethod
-    def _load(conn: Connection, petition_id: int, now: datetime, with_history: bool) -> PetitionRecord:
-        row = conn.execute(_with_state(now).where(petitions.c.id == petition_id)).mappings().first()
+    def _load(
+        conn: Connection, petition_id: int, now: datetime, with_history: bool, for_update: bool = False
+    ) -> PetitionRecord:
+        query = _with_state(now).where(petitions.c.id == petition_id)
+        row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
         if row is None:
             raise PetitionNotFound(petition_id)
         entries: tuple[HistoryEntry, ...] = ()
@@ -400,26 +413,25 @@ class QueueStore:
 
         return self._retrying(insert_each)
 
-    def _retrying(self, work: Callable[[Connection], T]) -> T:
-        for attempt in range(2):
+    def _retrying(self, work: Callable[[Connection], T], attempts: int = 3) -> T:
+        """Run a write transaction, again when PostgreSQL aborted it for a deadlock with another replica's
+        batch (inserts whose keys overlap, in different orders): the rerun sees the other side committed."""
+        for attempt in range(attempts):
             try:
                 with self._write() as conn:
                     return work(conn)
-            except IntegrityError:
-                # Only reachable when another process inserted the same key between our lookup and
-                # insert (not on SQLite, whose write lock serialises both): the retry finds it.
-                if attempt:
+            except WriteConflict:
+                if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 
     def _insert(self, conn: Connection, submission: Submission, now: datetime) -> Submitted:
+        """Insert unless the external id or idempotency key is taken; then the holder answers (or conflicts).
+
+        Insert first, look up only on a conflict: a read-then-insert would let two replicas both miss
+        the key and both insert (PostgreSQL waits for the other transaction, then skips the insert).
+        """
         text = submission.text.strip()
-        existing = self._find(conn, submission.external_id, submission.idempotency_key)
-        if existing is not None:
-            stored = conn.execute(select(petitions.c.text).where(petitions.c.id == existing)).scalar_one()
-            if stored != text:
-                raise IdempotencyConflict(existing)
-            return Submitted(existing, created=False)
         channel = Channel(submission.channel)  # ValueError for an unknown channel
         prediction = submission.prediction
         received = submission.received_at or now
@@ -429,7 +441,8 @@ class QueueStore:
         document = rules.prediction_document(prediction)
         petitioner = submission.petitioner or Petitioner()
         inserted = conn.execute(
-            petitions.insert().values(
+            insert_or_skip(conn, petitions)
+            .values(
                 external_id=submission.external_id,
                 idempotency_key=submission.idempotency_key,
                 text=text,
@@ -459,9 +472,17 @@ class QueueStore:
                 repeat_of=submission.repeat_of,
                 flags=submission.flags,
             )
-        ).inserted_primary_key
-        assert inserted is not None
-        petition_id = int(inserted[0])
+            .returning(petitions.c.id)
+        ).scalar()
+        if inserted is None:
+            existing = self._find(conn, submission.external_id, submission.idempotency_key)
+            if existing is None:  # the holder of the key was rolled back meanwhile: let the caller retry
+                raise WriteConflict("unique key released")
+            stored = conn.execute(select(petitions.c.text).where(petitions.c.id == existing)).scalar_one()
+            if stored != text:
+                raise IdempotencyConflict(existing)
+            return Submitted(existing, created=False)
+        petition_id = int(inserted)
         self._log(
             conn,
             petition_id,
@@ -613,7 +634,7 @@ class QueueStore:
         """One checked transition in its own write transaction; `values(current, now)` gives the columns to set."""
         now = now or utcnow()
         with self._write() as conn:
-            current = self._load(conn, petition_id, now, with_history=False)
+            current = self._load(conn, petition_id, now, with_history=False, for_update=True)
             workflow.check(current.id, action, current.status, current.queue)  # before `values` looks at it
             self._transition(conn, current, action, actor, role, now, **options, **values(current, now))
         return self.get(petition_id, now=now)
@@ -639,7 +660,7 @@ class QueueStore:
             raise UnknownQueue(department)
         now = now or utcnow()
         with self._write() as conn:
-            current = self._load(conn, petition_id, now, with_history=False)
+            current = self._load(conn, petition_id, now, with_history=False, for_update=True)
             new_domain = domain or current.domain
             correction = department != current.predicted_department or new_domain != current.predicted_domain
             self._transition(

@@ -1,5 +1,6 @@
 """The HTTP API through TestClient (as a context manager, so the lifespan runs): every endpoint, each
-role, each kind of bad input. Uses the session's trained model; each test gets its own SQLite file."""
+role, each kind of bad input. Uses the session's trained model; each test gets its own empty database,
+and the tests that take `client` run twice: on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from model.registry import Registry
 from service.app import create_app
 from service.logging import JsonFormatter
 from service.settings import ApiKeyConfig, Settings
+from tests.postgres import PostgresCluster
 
 KEYS = {
     "k-clerk": ApiKeyConfig(role="clerk", name="clerk-1"),
@@ -51,8 +53,9 @@ def settings_for(tmp_path: Path, registry_root: Path, **overrides: Any) -> Setti
 
 
 @pytest.fixture
-def client(tmp_path: Path, registry_root: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(tmp_path, registry_root))) as test_client:
+def client(tmp_path: Path, registry_root: Path, database_url: str) -> Iterator[TestClient]:
+    """The app on an empty database: every test that takes it runs on SQLite and on PostgreSQL."""
+    with TestClient(create_app(settings_for(tmp_path, registry_root, database_url=database_url))) as test_client:
         yield test_client
 
 
@@ -120,6 +123,40 @@ def test_dev_keys_apply_only_without_configured_keys(tmp_path: Path, registry_ro
         assert dev.get("/v1/queues", headers={"X-API-Key": "dev-clerk"}).status_code == 200
         housing = dev.get("/v1/queues", headers={"X-API-Key": "dev-dept-housing"}).json()["queues"]
         assert [queue["queue"] for queue in housing] == ["housing"]
+
+
+def test_database_outage_fails_readiness_and_answers_503_then_recovers(
+    tmp_path: Path, registry_root: Path, postgres: PostgresCluster
+) -> None:
+    """The database host goes down under a running service: /readyz says so, every request that needs the
+    database gets the standard error body with 503 (never a 500), and service resumes when it is back."""
+    settings = settings_for(tmp_path, registry_root, database_url=postgres.create_schema(), db_connect_timeout=2)
+    with TestClient(create_app(settings)) as test_client:
+        petition_id = submit(test_client, external_id="OUT-1").json()["id"]
+        postgres.pause()
+        try:
+            ready = test_client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["database"] is False
+            assert test_client.get("/healthz").status_code == 200  # alive: no restart needed
+            for response in (
+                submit(test_client, external_id="OUT-2"),
+                test_client.post(
+                    "/v1/petitions/batch", json={"items": [{"text": FINANCE_TEXT, "channel": "web"}]}, headers=CLERK
+                ),
+                test_client.get(f"/v1/petitions/{petition_id}", headers=CLERK),
+                test_client.get("/v1/queues", headers=CLERK),
+                test_client.post("/v1/queues/housing/claim", headers=HOUSING),
+                route_to(test_client, petition_id, "housing"),
+            ):
+                assert_error(response, 503, "database_unavailable")
+                assert response.headers["Retry-After"]
+            assert test_client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK).status_code == 200
+        finally:
+            postgres.resume()
+        assert test_client.get("/readyz").status_code == 200
+        again = submit(test_client, external_id="OUT-2")
+        assert again.status_code == 201, again.text
+        assert test_client.get(f"/v1/petitions/{petition_id}", headers=CLERK).status_code == 200
 
 
 # -- classify ----------------------------------------------------------------------------------------

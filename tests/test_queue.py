@@ -1,13 +1,16 @@
-"""The data layer on a real SQLite file: idempotent submit, claim under contention, leases, routing,
-overdue rules and migrations of an existing database. No model is needed: predictions are built
-by hand so each case controls the route."""
+"""The data layer on a real SQLite file and on a real PostgreSQL server (the `database_url` fixture gives
+each test both): idempotent submit, claim under contention, leases, routing, overdue rules, migrations
+of an existing database, concurrent writers on separate connections. No model is needed: predictions
+are built by hand so each case controls the route."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -15,17 +18,22 @@ from sqlalchemy import text
 from model.classifier import HeadPrediction, Prediction
 from store import (
     MANUAL_TRIAGE,
+    Action,
     IdempotencyConflict,
     PetitionClosed,
     PetitionNotFound,
     QueueStore,
+    Role,
     Submission,
     UnknownQueue,
 )
-from store.engine import make_engine
+from store.engine import PoolOptions, make_engine
+from store.errors import DatabaseUnavailable
 from store.migrations import LATEST, MigrationError, current_version, migrate
+from tests.support import free_port
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def prediction(domain: str = "real_estate", department: str | None = "housing", confident: bool = True) -> Prediction:
@@ -50,10 +58,33 @@ def submission(text: str = "开发商逾期交房，联系电话13812345678", **
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> QueueStore:
-    queue_store = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+def store(database_url: str) -> Iterator[QueueStore]:
+    queue_store = QueueStore(database_url)
     yield queue_store
     queue_store.dispose()
+
+
+def run_together(workers: int, work: Callable[[int], T]) -> list[T]:
+    """Run `work(slot)` in `workers` threads released at the same moment; re-raise the first failure."""
+    barrier = threading.Barrier(workers)
+    results: list[T | None] = [None] * workers
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        try:
+            barrier.wait()
+            results[slot] = work(slot)
+        except BaseException as error:  # surfaced below, a thread cannot fail the test itself
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
 
 
 def test_submit_stores_masked_text_due_date_and_route(store: QueueStore) -> None:
@@ -103,32 +134,20 @@ def test_submit_each_fails_only_the_conflicting_item(store: QueueStore) -> None:
     assert outcomes[2].petition_id == outcomes[0].petition_id and not outcomes[2].created  # type: ignore[union-attr]
 
 
-def test_concurrent_claims_hand_out_every_item_exactly_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'claims.db'}"
-    store = QueueStore(url)
+def test_concurrent_claims_hand_out_every_item_exactly_once(database_url: str) -> None:
+    store = QueueStore(database_url)
     expected = {store.submit(submission(f"第{i}件"), now=T0).petition_id for i in range(120)}
-    workers = 12
-    barrier = threading.Barrier(workers)
-    claimed: list[list[int]] = [[] for _ in range(workers)]
-    errors: list[BaseException] = []
+    own = [QueueStore(database_url, run_migrations=False) for _ in range(12)]  # separate engines and connections
 
-    def work(slot: int) -> None:
-        own = QueueStore(url, run_migrations=False)  # separate engine: separate connections per worker
-        try:
-            barrier.wait()
-            while (petition := own.claim("housing", f"worker-{slot}", lease_seconds=600)) is not None:
-                claimed[slot].append(petition.id)
-        except BaseException as error:  # surfaced below, a thread cannot fail the test itself
-            errors.append(error)
-        finally:
-            own.dispose()
+    def work(slot: int) -> list[int]:
+        claimed: list[int] = []
+        while (petition := own[slot].claim("housing", f"worker-{slot}", lease_seconds=600)) is not None:
+            claimed.append(petition.id)
+        return claimed
 
-    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors
+    claimed = run_together(len(own), work)
+    for other in own:
+        other.dispose()
     every = [pid for ids in claimed for pid in ids]
     assert len(every) == len(set(every)), "an item was handed to two workers"
     assert set(every) == expected
@@ -232,6 +251,59 @@ def test_list_queue_pages_oldest_due_first(store: QueueStore) -> None:
     assert total == 5 and [p.id for p in page] == [ids[3], ids[2]]
     with pytest.raises(UnknownQueue):
         store.list_queue("nowhere")
+
+
+def test_concurrent_submissions_with_one_key_store_one_petition(database_url: str) -> None:
+    """Replicas racing with the same external id: the unique constraint, not a lookup, decides."""
+    QueueStore(database_url).dispose()
+    own = [QueueStore(database_url, run_migrations=False) for _ in range(8)]
+    for round_ in range(5):
+        outcomes = run_together(len(own), lambda slot, r=round_: own[slot].submit(submission(external_id=f"R-{r}")))
+        assert len({done.petition_id for done in outcomes}) == 1
+        assert sum(done.created for done in outcomes) == 1
+    counts = own[0].queue_counts()
+    assert sum(item.open for item in counts.values()) == 5
+    for store in own:
+        store.dispose()
+
+
+def test_concurrent_closes_of_one_petition_close_it_once(database_url: str) -> None:
+    """Route and close lock the row: of two writers at once, the second sees the first's close."""
+    store = QueueStore(database_url)
+    own = [QueueStore(database_url, run_migrations=False) for _ in range(6)]
+    for _ in range(3):
+        petition_id = store.submit(submission(f"办结{_}")).petition_id
+
+        def close(slot: int, petition_id: int = petition_id) -> bool:
+            try:
+                own[slot].close(petition_id, f"办结 {slot}", actor=f"dept-{slot}", role=Role.DEPARTMENT)
+            except PetitionClosed:
+                return False
+            return True
+
+        assert sum(run_together(len(own), close)) == 1
+        history = store.get(petition_id).history
+        assert [entry.action for entry in history].count(Action.CLOSED) == 1
+    for other in (store, *own):
+        other.dispose()
+
+
+def test_replicas_starting_together_migrate_once(database_url: str) -> None:
+    """Several processes opening a new database at once: one applies each migration, the rest wait."""
+    engines = [make_engine(database_url) for _ in range(6)]
+    applied = run_together(len(engines), lambda slot: migrate(engines[slot]))
+    assert sorted(len(versions) for versions in applied) == [0] * 5 + [LATEST]
+    with engines[0].connect() as conn:
+        assert current_version(conn) == LATEST
+        assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar_one() == LATEST
+    for engine in engines:
+        engine.dispose()
+
+
+def test_an_unreachable_database_raises_database_unavailable() -> None:
+    closed_port = free_port()  # nothing listens there
+    with pytest.raises(DatabaseUnavailable):
+        QueueStore(f"postgresql://triage@127.0.0.1:{closed_port}/none", pool=PoolOptions(connect_timeout=2))
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
-"""The live table metadata (store/schema.py) matches what the migrations build on disk."""
+"""The live table metadata (store/schema.py) matches what the migrations build, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import inspect
@@ -10,6 +9,14 @@ from sqlalchemy import inspect
 from store.engine import make_engine
 from store.migrations import migrate
 from store.schema import metadata
+
+# Spellings of one type: PostgreSQL's FLOAT is DOUBLE PRECISION and reflects as such.
+SAME_TYPE = {"FLOAT": "DOUBLE PRECISION"}
+
+
+def type_name(column_type: Any, dialect: Any) -> str:
+    name: str = column_type.compile(dialect=dialect)
+    return SAME_TYPE.get(name, name)
 
 
 def describe_database(url: str) -> dict[str, Any]:
@@ -23,13 +30,15 @@ def describe_database(url: str) -> dict[str, Any]:
             continue
         tables[name] = {
             "columns": {
-                column["name"]: (column["type"].compile(dialect=dialect), column["nullable"])
+                column["name"]: (type_name(column["type"], dialect), column["nullable"])
                 for column in inspector.get_columns(name)
             },
             "primary_key": sorted(inspector.get_pk_constraint(name)["constrained_columns"]),
             "unique": sorted(tuple(item["column_names"]) for item in inspector.get_unique_constraints(name)),
             "indexes": sorted(
-                (tuple(item["column_names"]), bool(item["unique"])) for item in inspector.get_indexes(name)
+                (tuple(item["column_names"]), bool(item["unique"]))
+                for item in inspector.get_indexes(name)
+                if not item.get("duplicates_constraint")  # PostgreSQL lists a unique constraint's index too
             ),
             "foreign_keys": sorted(
                 (tuple(item["constrained_columns"]), item["referred_table"], tuple(item["referred_columns"]))
@@ -46,7 +55,7 @@ def describe_metadata(url: str) -> dict[str, Any]:
     for table in metadata.sorted_tables:
         tables[table.name] = {
             "columns": {
-                column.name: (column.type.compile(dialect=dialect), column.nullable and not column.primary_key)
+                column.name: (type_name(column.type, dialect), column.nullable and not column.primary_key)
                 for column in table.columns
             },
             "primary_key": sorted(column.name for column in table.primary_key.columns),
@@ -61,10 +70,9 @@ def describe_metadata(url: str) -> dict[str, Any]:
     return tables
 
 
-def test_live_metadata_matches_the_migrated_schema(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'schema.db'}"
-    migrated = describe_database(url)
-    live = describe_metadata(url)
+def test_live_metadata_matches_the_migrated_schema(database_url: str) -> None:
+    migrated = describe_database(database_url)
+    live = describe_metadata(database_url)
     assert sorted(live) == sorted(migrated)
     for name in live:
         assert live[name] == migrated[name], name
