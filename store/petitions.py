@@ -53,7 +53,7 @@ from store.records import (
     Submitted,
 )
 from store.rules import Deadlines
-from store.schema import feedback, history, petitions
+from store.schema import MAX_PETITION_ID, feedback, history, petitions
 from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Clock, Role, SortOrder, Status
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ def _text_match(text: str) -> ColumnElement[bool]:
         petitions.c.external_id.like(_like_pattern(needle), escape="\\"),
     ]
     number = needle.removeprefix("#").removeprefix("第").removesuffix("号")
-    if number.isdigit() and len(number) <= 18:
+    if number.isdigit() and int(number) <= MAX_PETITION_ID:
         options.append(petitions.c.id == int(number))
     return or_(*options)
 
@@ -192,6 +192,8 @@ class QueueStore:
     def _load(
         conn: Connection, petition_id: int, now: datetime, with_history: bool, for_update: bool = False
     ) -> PetitionRecord:
+        if not 0 < petition_id <= MAX_PETITION_ID:  # no such row; PostgreSQL would reject the comparison
+            raise PetitionNotFound(petition_id)
         query = _with_state(now).where(petitions.c.id == petition_id)
         row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
         if row is None:

@@ -45,6 +45,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+# Ids are INTEGER: 32-bit on PostgreSQL, where comparing one with a larger number is an error, not "no row".
+MAX_PETITION_ID = 2**31 - 1
+
 petitions = Table(
     "petitions",
     metadata,

@@ -290,6 +290,7 @@ def test_submit_rejects_bad_fields(client: TestClient, fields: dict[str, Any], c
 
 def test_unknown_or_malformed_petition_ids(client: TestClient) -> None:
     assert_error(client.get("/v1/petitions/424242", headers=CLERK), 404, "petition_not_found")
+    assert_error(client.get(f"/v1/petitions/{2**62}", headers=CLERK), 404, "petition_not_found")  # > int4
     assert_error(client.get("/v1/petitions/abc", headers=CLERK), 422, "validation_error")
     assert_error(client.get("/v1/petitions/0", headers=CLERK), 422, "validation_error")
     assert_error(client.get(f"/v1/petitions/{2**70}", headers=CLERK), 422, "validation_error")

@@ -30,8 +30,9 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[QueueStore]:
-    queue_store = QueueStore(f"sqlite:///{tmp_path / 'workflow.db'}")
+def store(database_url: str) -> Iterator[QueueStore]:
+    """An empty store on SQLite and on PostgreSQL (each test runs on both)."""
+    queue_store = QueueStore(database_url)
     yield queue_store
     queue_store.dispose()
 
