@@ -22,7 +22,7 @@ from service.logging import configure_logging, log_event
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, BodyLimitMiddleware
 from service.openapi import install_openapi
-from service.predictor import Batcher, ModelHolder
+from service.predictor import Batcher, LoadedModel, ModelHolder, RegistryWatcher
 from service.settings import DEV_API_KEYS, ConfigurationError, Settings, load_settings
 from store import QueueStore
 from store.similar import SimilarPetitions
@@ -95,6 +95,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.similar = similar
         metrics.watch_queues(store.queue_counts)
         metrics.set_model(holder.current.version)
+
+        def reloaded(previous: LoadedModel, fresh: LoadedModel) -> None:
+            metrics.set_model(fresh.version)
+            log_event(
+                logger,
+                logging.INFO,
+                "model.reloaded",
+                previous=previous.version,
+                version=fresh.version,
+                actor="registry",
+            )
+
+        watcher = (
+            RegistryWatcher(holder, settings.model_poll_seconds, reloaded).start()
+            if settings.model_poll_seconds > 0
+            else None
+        )
         log_event(
             logger,
             logging.INFO,
@@ -107,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             batcher.stop()
             store.dispose()
             log_event(logger, logging.INFO, "service.stopped")

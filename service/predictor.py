@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from model.classifier import Prediction, TriageModel
-from model.persistence import Manifest, load_model, verify_model
-from model.registry import Registry
+from model.persistence import Manifest, ModelLoadError, load_model, verify_model
+from model.registry import Registry, RegistryError
 from service.logging import log_event
 from store import QueueStore, StoreError, Submission, Submitted
 
@@ -108,6 +108,62 @@ class ModelHolder:
             fresh = load_current(self.registry_root, self.overrides)
             self.current = fresh
             return previous, fresh
+
+
+class RegistryWatcher:
+    """Follows the registry's CURRENT pointer: when `triage promote` moves it, the holder reloads (verified).
+
+    Every replica and worker process holds its own model. Each polls the pointer file (one small read
+    every `interval` seconds), so all of them switch to a promoted version without a restart or a call
+    to each one's /v1/model/reload. A version that fails to load is logged once and left alone until
+    the pointer moves again; the model in service stays in service.
+    """
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        interval: float,
+        on_reload: Callable[[LoadedModel, LoadedModel], None],
+    ) -> None:
+        self.holder = holder
+        self.interval = interval
+        self.on_reload = on_reload
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="triage-registry-watch", daemon=True)
+
+    def start(self) -> RegistryWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def check(self) -> LoadedModel | None:
+        """Reload if the pointer names another version than the one in service; returns the new model."""
+        pointer = Registry(self.holder.registry_root).current()
+        if pointer is None or pointer in (self.holder.current.version, self._failed):
+            return None
+        try:
+            previous, fresh = self.holder.reload()
+        except (ModelLoadError, RegistryError, OSError) as error:
+            self._failed = pointer
+            log_event(
+                logger, logging.ERROR, "model.watch_reload_failed", version=pointer, error_type=type(error).__name__
+            )
+            return None
+        self._failed = None
+        self.on_reload(previous, fresh)
+        return fresh
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception as error:  # keep watching: one bad read must not end the replica's updates
+                log_event(logger, logging.ERROR, "model.watch_failed", error_type=type(error).__name__)
 
 
 @dataclass

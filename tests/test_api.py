@@ -561,6 +561,33 @@ def test_reload_swaps_without_dropping_requests(tmp_path: Path, trained: Any) ->
         shutil.rmtree(registry.root / "v-one")
 
 
+def test_replica_follows_a_promotion_without_a_reload_call(tmp_path: Path, trained: Any) -> None:
+    """Each replica polls the registry's CURRENT pointer: `triage promote` alone switches it (verified load);
+    a pointer to a broken version leaves the model in service untouched."""
+    registry = republished_registry(trained.folder, tmp_path / "registry")
+    settings = settings_for(tmp_path, registry.root, model_poll_seconds=0.1)
+
+    def version_within(seconds: float, expected: str) -> str:
+        deadline = time.monotonic() + seconds
+        while True:
+            version: str = test_client.get("/v1/model", headers=CLERK).json()["version"]
+            if version == expected or time.monotonic() > deadline:
+                return version
+            time.sleep(0.05)
+
+    with TestClient(create_app(settings)) as test_client:
+        assert version_within(0, "v-one") == "v-one"
+        registry.promote("v-two")
+        assert version_within(10, "v-two") == "v-two"
+        metrics = test_client.get("/metrics").text
+        assert 'triage_model_info{version="v-two"} 1.0' in metrics
+        (registry.root / "v-one" / "manifest.json").write_text("{}", encoding="utf-8")  # not a loadable model
+        registry.promote("v-one")
+        time.sleep(0.5)
+        assert version_within(0, "v-two") == "v-two"
+        assert test_client.post("/v1/classify", json={"text": FINANCE_TEXT}, headers=CLERK).status_code == 200
+
+
 # -- logs ----------------------------------------------------------------------------------------------
 
 
