@@ -116,6 +116,9 @@ class AccessMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             elapsed = self.metrics.observe_request(scope["method"], route, status, started)
             principal = getattr(scope.get("state", {}).get("principal"), "name", None)
+            # The caller's address; behind a proxy it is X-Forwarded-For's only when uvicorn trusts that proxy
+            # (--forwarded-allow-ips), so a client cannot put any address it likes in the log.
+            client = (scope.get("client") or ("unknown",))[0]
             log_event(
                 access_logger,
                 logging.INFO,
@@ -126,4 +129,5 @@ class AccessMiddleware:
                 status=status,
                 ms=round(elapsed * 1000, 2),
                 principal=principal,
+                client=client,
             )

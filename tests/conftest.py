@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
 @pytest.fixture(scope="session")
 def registry_root(trained: TrainResult) -> Path:
     return trained.folder.parent
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Server subprocesses a test starts; any still running at the end are killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 # -- databases: every store and key API test runs on SQLite and on a real PostgreSQL server ------------

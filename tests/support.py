@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import httpx
 
@@ -24,6 +27,19 @@ def server_command(port: int, *extra: str) -> list[str]:
         str(port),
         *extra,
     ]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(
+    registry: Path, database_url: str, port: int, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The service as a subprocess with the documented development keys, its output appended to `log`."""
+    environment = {**os.environ, "TRIAGE_REGISTRY": str(registry), "TRIAGE_DATABASE_URL": database_url, **(env or {})}
+    environment.pop("TRIAGE_API_KEYS", None)
+    with log.open("ab") as sink:
+        return subprocess.Popen(server_command(port), cwd=ROOT, env=environment, stdout=sink, stderr=sink)
 
 
 def free_port() -> int:

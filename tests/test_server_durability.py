@@ -3,21 +3,18 @@ same database file: every petition that got a 201 must be there, and nothing may
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import free_port, server_command, wait_ready
+from tests.support import free_port, start_server, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY = {"X-API-Key": "dev-clerk"}
 TEXTS = [
     "开发商逾期交房三年，业主多次维权无果，请求住建部门督促交付。",
@@ -25,29 +22,6 @@ TEXTS = [
     "健身房突然关门老板失联，预付的年卡费用无法退还，请求帮助退款。",
     "孩子学校食堂卫生堪忧，多名学生腹泻，请求教育部门调查处理。",
 ]
-
-
-def start_server(registry: Path, database: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TRIAGE_REGISTRY": str(registry), "TRIAGE_DATABASE_URL": f"sqlite:///{database}"}
-    env.pop("TRIAGE_API_KEYS", None)  # the documented development keys
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            server_command(port),
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -61,7 +35,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_petition(
     log = tmp_path / "server.log"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    processes.append(start_server(registry_root, database, port, log))
+    processes.append(start_server(registry_root, f"sqlite:///{database}", port, log))
     wait_ready(base, processes[-1])
 
     acknowledged: dict[str, int] = {}  # external_id -> petition id, for every 201/200
@@ -107,7 +81,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_petition(
         worker.join(timeout=30)
     assert len(acknowledged) >= 30, "too few submissions before the kill to mean anything"
 
-    processes.append(start_server(registry_root, database, port, log))
+    processes.append(start_server(registry_root, f"sqlite:///{database}", port, log))
     wait_ready(base, processes[-1])
     with httpx.Client(base_url=base, timeout=30) as client:
         for external_id, petition_id in acknowledged.items():

@@ -693,6 +693,17 @@ def hotspots(
 def serve(
     host: Annotated[str, typer.Option(help="监听地址 / bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口 / port")] = 8000,
+    workers: Annotated[int, typer.Option(help="工作进程数 / worker processes (about one per core)")] = 1,
+    root_path: Annotated[
+        str, typer.Option(help="反向代理下的子路径 / sub-path behind a reverse proxy, e.g. /triage")
+    ] = "",
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="可信代理地址 / proxies whose X-Forwarded-For is believed (comma-separated; never '*' unless "
+            "only the proxy can reach this port)"
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """启动服务 / Run the triage API (trains the default model first if the registry is empty)."""
     import uvicorn
@@ -700,10 +711,79 @@ def serve(
     from service.protocol import JsonErrorH11Protocol
     from triage.bootstrap import ensure_model
 
+<<<<<<< HEAD
     ensure_model(settings().registry, echo=lambda message: typer.echo(message, err=True))
     uvicorn.run(
         "service.app:create_app", factory=True, host=host, port=port, log_config=None, http=JsonErrorH11Protocol
     )
+=======
+    ensure_model(Settings().registry, echo=lambda message: typer.echo(message, err=True))
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        root_path=root_path,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_config=None,
+    )
+
+
+db_app = typer.Typer(
+    help="队列数据库：备份、恢复、迁移 / the queue database: backup, restore, migrate", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database-url", help="数据库 / database URL (default: TRIAGE_DATABASE_URL)")
+]
+
+
+@db_app.command("backup")
+def db_backup(target: Path, database_url: DatabaseOption = None) -> None:
+    """备份数据库 / Write a consistent backup while the service runs (SQLite backup API, or pg_dump)."""
+    from store.backup import BackupError, backup
+
+    try:
+        written = backup(database_url or Settings().database_url, target)
+    except BackupError as error:
+        raise fail(str(error)) from error
+    typer.echo(f"已备份 / backup written: {written} ({written.stat().st_size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(
+    source: Path,
+    database_url: DatabaseOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="确认覆盖 / confirm replacing the database")] = False,
+) -> None:
+    """从备份恢复（先停止服务）/ Replace the database with a backup (stop the service first)."""
+    from store.backup import BackupError, restore
+
+    url = database_url or Settings().database_url
+    if not yes:
+        typer.confirm(f"用 {source} 覆盖数据库？/ Replace the database with {source}?", abort=True)
+    try:
+        restore(url, source)
+    except BackupError as error:
+        raise fail(str(error)) from error
+    typer.echo(f"已恢复 / restored from {source}")
+
+
+@db_app.command("migrate")
+def db_migrate(database_url: DatabaseOption = None) -> None:
+    """升级数据库结构 / Apply pending schema migrations (the service also does this when it starts)."""
+    from store.engine import make_engine
+    from store.migrations import migrate
+
+    engine = make_engine(database_url or Settings().database_url)
+    try:
+        applied = migrate(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"已应用 / applied: {applied or 'nothing, up to date'}")
+>>>>>>> 994b99f (Operations: triage db backup/restore/migrate (SQLite backup API, pg_dump/pg_restore) with a round-trip test; serve --workers/--root-path/--forwarded-allow-ips, client address in the access log, console under a sub-path; docs/operations.md; benchmarks/replicas.py)
 
 
 if __name__ == "__main__":

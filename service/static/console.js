@@ -75,7 +75,8 @@
     }
     let response;
     try {
-      response = await fetch(path, init);
+      // Relative to the page, so the console also works behind a proxy under a sub-path (/triage/).
+      response = await fetch(path.replace(/^\//, ""), init);
     } catch (error) {
       throw new ApiFailure(0, null, controller.signal.aborted ? "timeout" : "unreachable");
     } finally {
