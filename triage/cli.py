@@ -711,13 +711,7 @@ def serve(
     from service.protocol import JsonErrorH11Protocol
     from triage.bootstrap import ensure_model
 
-<<<<<<< HEAD
     ensure_model(settings().registry, echo=lambda message: typer.echo(message, err=True))
-    uvicorn.run(
-        "service.app:create_app", factory=True, host=host, port=port, log_config=None, http=JsonErrorH11Protocol
-    )
-=======
-    ensure_model(Settings().registry, echo=lambda message: typer.echo(message, err=True))
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -728,6 +722,7 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         log_config=None,
+        http=JsonErrorH11Protocol,
     )
 
 
@@ -746,7 +741,7 @@ def db_backup(target: Path, database_url: DatabaseOption = None) -> None:
     from store.backup import BackupError, backup
 
     try:
-        written = backup(database_url or Settings().database_url, target)
+        written = backup(database_url or settings().database_url, target)
     except BackupError as error:
         raise fail(str(error)) from error
     typer.echo(f"已备份 / backup written: {written} ({written.stat().st_size:,} bytes)")
@@ -761,7 +756,7 @@ def db_restore(
     """从备份恢复（先停止服务）/ Replace the database with a backup (stop the service first)."""
     from store.backup import BackupError, restore
 
-    url = database_url or Settings().database_url
+    url = database_url or settings().database_url
     if not yes:
         typer.confirm(f"用 {source} 覆盖数据库？/ Replace the database with {source}?", abort=True)
     try:
@@ -777,13 +772,12 @@ def db_migrate(database_url: DatabaseOption = None) -> None:
     from store.engine import make_engine
     from store.migrations import migrate
 
-    engine = make_engine(database_url or Settings().database_url)
+    engine = make_engine(database_url or settings().database_url)
     try:
         applied = migrate(engine)
     finally:
         engine.dispose()
     typer.echo(f"已应用 / applied: {applied or 'nothing, up to date'}")
->>>>>>> 994b99f (Operations: triage db backup/restore/migrate (SQLite backup API, pg_dump/pg_restore) with a round-trip test; serve --workers/--root-path/--forwarded-allow-ips, client address in the access log, console under a sub-path; docs/operations.md; benchmarks/replicas.py)
 
 
 if __name__ == "__main__":
