@@ -579,7 +579,7 @@ def test_replica_follows_a_promotion_without_a_reload_call(tmp_path: Path, train
         assert version_within(0, "v-one") == "v-one"
         registry.promote("v-two")
         assert version_within(10, "v-two") == "v-two"
-        metrics = test_client.get("/metrics").text
+        metrics = test_client.get("/metrics", headers=ADMIN).text
         assert 'triage_model_info{version="v-two"} 1.0' in metrics
         (registry.root / "v-one" / "manifest.json").write_text("{}", encoding="utf-8")  # not a loadable model
         registry.promote("v-one")
