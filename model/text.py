@@ -76,10 +76,17 @@ def is_blank(text: str) -> bool:
     return all(char.isspace() or is_invisible(char) for char in text)
 
 
+_SPREADSHEET_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def spreadsheet_safe(value: object) -> object:
-    """A cell value that a spreadsheet shows as text and never evaluates: text that starts like a formula
-    gets a leading `'` (CSV and .xlsx outputs, the search export); other values pass unchanged."""
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+    """A cell value that a spreadsheet shows as text and never evaluates: control characters that .xlsx
+    cannot hold are dropped, and text that starts like a formula gets a leading `'` (CSV and .xlsx
+    outputs, the search export); other values pass unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = _SPREADSHEET_ILLEGAL.sub("", value)
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _fold(text: str) -> tuple[str, list[int] | None]:

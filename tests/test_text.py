@@ -27,3 +27,13 @@ def test_keeps_amounts_dates_and_already_masked_numbers() -> None:
 def test_normalises_full_width_whitespace_export_debris_and_traditional() -> None:
     raw = "這個樓盤_x000D_\n\n\t爛尾了　ＡＢＣ１２３"
     assert normalize_text(raw) == "这个楼盘 烂尾了 ABC123"
+
+
+def test_spreadsheet_cells_drop_control_characters_xlsx_cannot_hold() -> None:
+    from openpyxl import Workbook
+
+    from model.text import spreadsheet_safe
+
+    value = spreadsheet_safe("=A1\x00\x07来电\x1f")
+    assert value == "'=A1来电"
+    Workbook().active.append([value])  # openpyxl raises IllegalCharacterError on control characters

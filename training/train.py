@@ -53,11 +53,16 @@ class TrainingDataError(ValueError):
     """The labelled data cannot train a model (message in Chinese and English)."""
 
 
-def check_trainable(data: LabelledData, holdout: float) -> None:
-    """Refuse, with a message people can act on, data that scikit-learn would refuse in English."""
+def check_trainable(data: LabelledData, holdout: float, per_class: bool = True) -> None:
+    """Refuse, with a message people can act on, data that scikit-learn would refuse in English.
+
+    `per_class=False` when the corpus is mixed in: it supplies examples of classes the office rarely sees.
+    """
     has_split = "test" in data.splits
     if not has_split and not 0 < holdout < 1:
         raise TrainingDataError(f"留出比例应大于 0 且小于 1 / --holdout must be between 0 and 1 (got {holdout})")
+    if not per_class:
+        return
     rows = data.subset("train") if has_split else data
     needed = MIN_EXAMPLES_PER_LABEL if has_split else max(2, math.ceil(MIN_EXAMPLES_PER_LABEL / (1 - holdout)))
     for head, labels in rows.head_labels().items():
@@ -238,7 +243,7 @@ def _train_and_register(
     taxonomy = taxonomy or load_taxonomy()
     params = dict(params or {})
     kept, _ = _without_rare(data, mixing)  # rare labels are set aside below, never a reason to stop
-    check_trainable(kept, holdout)
+    check_trainable(kept, holdout, per_class=mixing.corpus is None)
     template = TriageModel(**params)
     step("split")
     train_part, test_part = split_holdout(data, holdout)
