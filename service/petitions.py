@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from model.classifier import Prediction
 from model.taxonomy import Taxonomy
-from model.text import prepare_text
+from model.text import mask_as_written
 from service.auth import Permission, Principal
 from service.errors import ApiError, error_body, validation_error
 from service.logging import log_event
@@ -214,7 +214,7 @@ def classify(text: str, intake: Intake, contact: str | None = None) -> ClassifyO
     return ClassifyOut(
         **out.model_dump(),
         suggested_queue=queue,
-        masked_text=masked,
+        masked_text=mask_as_written(text),
         similar=similar_out(related),
         repeat_of=related.repeat_of.brief.id if related.repeat_of else None,
     )

@@ -277,8 +277,8 @@ class RelatedOut(BaseModel):
 class ClassifyOut(PredictionOut, RelatedOut):
     suggested_queue: str = Field(description="建议队列 / queue it would be routed to", examples=["housing"])
     masked_text: str = Field(
-        description="规范化并脱敏的文本，用于高亮关键词 / normalised, masked text for "
-        "highlighting the explanation terms"
+        description="脱敏文本（保留原有标点），用于高亮关键词 / the text as written with personal data "
+        "masked, for highlighting the explanation terms"
     )
 
 

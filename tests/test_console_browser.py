@@ -298,25 +298,33 @@ def test_department_role_is_refused_other_queues(page: Page, api: httpx.Client) 
     sign_in(page, HOUSING_KEY)
     expect(page.get_by_test_id("user-role")).to_have_text("角色：责任部门")
     expect(page.locator("#user-department")).to_have_text("部门：住房和城乡建设局")
+    expect(page.get_by_test_id("view-title")).to_have_text("承办工作台")
     expect(page.locator("#intake")).to_be_hidden()
+
+    # Its own queue opens at once; an overdue item (if the model sent it here) is marked.
+    expect(page.locator("#queue-title")).to_contain_text("住房和城乡建设局")
+    if overdue["queue"] == "housing":
+        expect(page.locator(f'#items-table tr[data-id="{overdue["id"]}"]')).to_contain_text("已超期")
+    expect(page.locator("#claim-button")).to_be_hidden()  # departments accept; leases are for worker systems
+    shot(page, "12-department-queue")
+    page.locator("#back-to-queues").click()
     queues = page.locator("#queues-table tbody tr[data-queue]")
     expect(queues).to_have_count(1)
     expect(queues.first).to_have_attribute("data-queue", "housing")
 
-    page.get_by_label("按编号查看信访件").fill(str(other["id"]))
-    page.get_by_role("button", name="查看", exact=True).click()
+    # Another department's item is not found by its number (a department searches its own queue) ...
+    page.get_by_label("查找", exact=True).fill(str(other["id"]))
+    page.get_by_role("button", name="查找", exact=True).click()
+    expect(page.get_by_test_id("results-table")).to_contain_text("没有符合条件的信访件")
+    # ... nor can its queue be asked for.
+    page.locator("#filter-queue").evaluate(
+        "select => { select.add(new Option('x', 'urban_management')); select.value = 'urban_management'; }"
+    )
+    page.get_by_role("button", name="查找", exact=True).click()
     board_message = page.get_by_test_id("board-message")
     # Another queue's item reads as missing: a department cannot probe which ids exist elsewhere.
     expect(board_message).to_contain_text(f"信访件 {other['id']} 不存在")
     shot(page, "11-department-forbidden")
-
-    # Its own queue opens; an overdue item (if the model sent it here) is marked.
-    queues.first.get_by_role("button").click()
-    expect(page.locator("#queue-title")).to_contain_text("住房和城乡建设局")
-    if overdue["queue"] == "housing":
-        expect(page.locator(f'#items-table tr[data-id="{overdue["id"]}"]')).to_contain_text("已超期")
-    expect(page.locator("#claim-button")).to_be_visible()
-    shot(page, "12-department-queue")
 
 
 def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.Client) -> None:
@@ -331,7 +339,7 @@ def test_overdue_items_are_marked_and_narrow_window_fits(page: Page, api: httpx.
     ).json()
     sign_in(page, CLERK_KEY)
     row = page.locator(f'#queues-table tr[data-queue="{late["queue"]}"]')
-    assert int(row.locator('td[data-col="overdue"]').inner_text()) >= 1
+    assert int(row.locator('td[data-col="hand_over_overdue"]').inner_text()) >= 1
     row.get_by_role("button").click()
     item = page.locator(f'#items-table tr[data-id="{late["id"]}"]')
     expect(item).to_have_class("overdue")

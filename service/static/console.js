@@ -10,6 +10,7 @@
   const REQUEST_TIMEOUT_MS = 30000;
   const PAGE_SIZE = 20;
   const DEFAULT_CHANNEL = "web";
+  const INTAKE_FIELDS = ["received-date", "headcount", "petitioner-name", "petitioner-contact", "address"];
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props, ...children) => {
@@ -32,9 +33,11 @@
     // The server's vocabulary (/console/taxonomy.json): taxonomy, labels of statuses, channels, roles and
     // history actions, the manual triage queue, the permission map and the text limit. No copies here.
     taxonomy: { domains: [], departments: [], statuses: {}, channels: {}, roles: {}, actions: {},
-      manual_triage: { id: null, name: "" }, permissions: {}, max_text_chars: 0 },
+      manual_triage: { id: null, name: "" }, permissions: {}, max_text_chars: 0,
+      deadlines: { hand_over_days: 0, handling_days: 0, max_extension_days: 0 } },
     draft: null,
-    board: { queue: null, offset: 0, total: 0 },
+    board: { queue: null, offset: 0, total: 0, status: "" },
+    search: { params: null, offset: 0, total: 0 },
     item: null,
     showRaw: false,
   };
@@ -164,13 +167,22 @@
     return found ? found.name : id || "—";
   };
 
-  /** The text with every explanation term marked; non-overlapping, longest term first. */
+  /** The text with every explanation term marked; non-overlapping, longest term first. Masking
+   * placeholders such as 【银行卡号】 are never marked inside. */
   function highlight(container, text, terms) {
     container.replaceChildren();
     const list = [...new Set((terms || []).filter((t) => t && t.length))].sort((a, b) => b.length - a.length);
     let plain = "";
     let index = 0;
     while (index < text.length) {
+      if (text[index] === "【") {
+        const end = text.indexOf("】", index);
+        if (end > index) {
+          plain += text.slice(index, end + 1);
+          index = end + 1;
+          continue;
+        }
+      }
       const hit = list.find((term) => text.startsWith(term, index));
       if (hit) {
         if (plain) container.append(plain);
@@ -183,6 +195,15 @@
       }
     }
     if (plain) container.append(plain);
+  }
+
+  /** Which head the model is unsure about: 领域把握不足, 部门把握不足, or both. */
+  function unsureHeads(prediction) {
+    const heads = [];
+    if (prediction.domain.needs_review) heads.push("领域");
+    if (!prediction.department) heads.push("部门（模型无部门建议）");
+    else if (prediction.department.needs_review) heads.push("部门");
+    return heads.length ? `${heads.join("、")}把握不足` : "模型把握不足";
   }
 
   function bar(value) {
@@ -240,12 +261,23 @@
     $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
     const mayIntake = can("intake");
     $("hotspots-link").hidden = !can("read_hotspots");
+    const handles = can("handle") && !mayIntake;  // a department: its own work list, not intake
+    const title = handles ? "承办工作台" : "登记台";
+    $("view-title").textContent = title;
+    document.title = `信访分流 · ${title}`;
+    $("board-title").textContent = handles ? `${me.department_name || me.department} · 本部门信访件` : "队列看板";
     $("intake").hidden = !mayIntake;
     $("main").classList.toggle("board-only", !mayIntake);
     $("main").hidden = false;
     fillLabelSelects();
     fillChannelSelect();
+    fillSearchSelects();
+    const days = state.taxonomy.deadlines;
+    $("deadline-hint").textContent = `点击队列名称查看其中的信访件（退回件在前，其余按期限由近到远）。转交期限：收件后 `
+      + `${days.hand_over_days} 日内由责任部门受理；办理期限：受理后 ${days.handling_days} 日内办结，可延期一次（最多 `
+      + `${days.max_extension_days} 日）。均按自然日计算。`;
     if (!state.draft) resetDraft(false);
+    if (handles && me.department) loadQueue(me.department, 0, false);
     refreshBoard();
     if (mayIntake) $("petition-text").focus();
     else $("refresh-board").focus();
@@ -311,8 +343,10 @@
     text.value = "";
     text.readOnly = false;
     $("channel").disabled = false;
-    $("petitioner-contact").value = "";
-    $("petitioner-contact").readOnly = false;
+    for (const id of INTAKE_FIELDS) {
+      $(id).value = "";
+      $(id).disabled = false;
+    }
     $("correct-note").value = "";
     $("result").hidden = true;
     $("outcome").hidden = true;
@@ -399,7 +433,7 @@
     const department = result.department;
     if (result.needs_review) {
       review.className = "review needs";
-      review.textContent = "需人工复核：模型把握不足，提交后默认进入人工分流队列";
+      review.textContent = `需人工复核：${unsureHeads(result)}，提交后默认进入人工分流队列`;
     } else {
       review.className = "review fine";
       review.textContent = `可自动分流：提交后进入“${departmentName(result.suggested_queue)}”队列`;
@@ -467,13 +501,11 @@
     showMessage("intake-message", draft.submitted ? "正在分流……" : "正在提交……", "info");
     try {
       if (!draft.submitted) {
-        const body = { text: draft.classifiedText, channel: $("channel").value };
-        const contact = $("petitioner-contact").value.trim();
-        if (contact) body.petitioner_contact = contact;
+        const body = { text: draft.classifiedText, channel: $("channel").value, ...intakeFacts() };
         draft.submitted = await api("POST", "/v1/petitions", body, { "Idempotency-Key": draft.idempotencyKey });
         $("petition-text").readOnly = true;
         $("channel").disabled = true;
-        $("petitioner-contact").readOnly = true;
+        for (const id of INTAKE_FIELDS) $(id).disabled = true;
       }
       let routed = null;
       if (route) routed = await api("POST", `/v1/petitions/${draft.submitted.id}/route`, route);
@@ -494,6 +526,21 @@
     }
   }
 
+  /** The intake form's optional facts; the petitioner's name and contact go to the API only, never to logs. */
+  function intakeFacts() {
+    const facts = {};
+    const received = $("received-date").value;
+    if (received) facts.received_at = `${received}T00:00:00+08:00`;
+    const headcount = Number.parseInt($("headcount").value, 10);
+    if (Number.isFinite(headcount)) facts.headcount = headcount;
+    const text = { petitioner_name: "petitioner-name", petitioner_contact: "petitioner-contact", address: "address" };
+    for (const [field, id] of Object.entries(text)) {
+      const value = $(id).value.trim();
+      if (value) facts[field] = value;
+    }
+    return facts;
+  }
+
   function accept() {
     const draft = state.draft;
     if (!draft || !draft.classification) return;
@@ -502,11 +549,9 @@
       showMessage("intake-message", "当前模型不提供部门建议，请使用“更正分流”选择责任部门。");
       return;
     }
-    // A confident suggestion goes to its queue on submit. An unsure one would wait in manual
-    // triage, so the clerk's acceptance is recorded as the human confirmation of the route.
-    const route = result.needs_review
-      ? { department: result.department.label, domain: result.domain.label, note: "登记员确认模型建议" }
-      : null;
+    // Accepting is the clerk's confirmation of the route: recorded as 确认分流 (status 已分流) in the
+    // history, whether the model was sure (already in the queue) or not (it would wait in manual triage).
+    const route = { department: result.department.label, domain: result.domain.label, note: "登记员确认模型建议" };
     decide(route, "accept");
   }
 
@@ -530,7 +575,8 @@
       el("p", {}, `${verb}：`, el("strong", { text: `第 ${submitted.id} 号`, "data-testid": "petition-id" }),
         `${submitted.created ? "" : "（重复提交，返回原件）"}`),
       el("p", { text: `队列：${queueLabel} · 状态：${label("statuses", status)}` }),
-      el("p", { text: `转交期限：${fmtDate(dueAt)}（收件后 15 日，${dueText(dueAt, false)}）` }),
+      el("p", { text: `转交期限：${fmtDate(dueAt)}（收件后 ${state.taxonomy.deadlines.hand_over_days} 日内由部门受理，`
+        + `${dueText(dueAt, false)}）` }),
       corrected ? el("p", { text: "更正已记录为模型反馈。" }) : null,
       el("p", { class: "hint", text: "按 Alt+N 登记下一件。" }),
     ].filter(Boolean));
@@ -564,11 +610,16 @@
         el("td", { text: String(q.queued), "data-col": "queued" }),
         el("td", { text: String(q.routed), "data-col": "routed" }),
         el("td", { text: String(q.claimed), "data-col": "claimed" }),
-        el("td", { text: String(q.overdue), "data-col": "overdue", class: q.overdue ? "count-overdue" : "" }));
+        el("td", { text: String(q.accepted), "data-col": "accepted" }),
+        el("td", { text: String(q.returned), "data-col": "returned", class: q.returned ? "count-returned" : "" }),
+        el("td", { text: String(q.hand_over_overdue), "data-col": "hand_over_overdue",
+          class: q.hand_over_overdue ? "count-overdue" : "" }),
+        el("td", { text: String(q.handling_overdue), "data-col": "handling_overdue",
+          class: q.handling_overdue ? "count-overdue" : "" }));
     });
     const hidden = queues.length - visible.length;
     if (hidden > 0) {
-      rows.push(el("tr", { class: "empty-row" }, el("td", { colSpan: 5,
+      rows.push(el("tr", { class: "empty-row" }, el("td", { colSpan: 8,
         text: `另有 ${hidden} 个队列暂无待办件。` })));
     }
     body.replaceChildren(...rows);
@@ -576,8 +627,12 @@
 
   async function loadQueue(queue, offset, focus) {
     try {
-      const page = await api("GET", `/v1/queues/${encodeURIComponent(queue)}?limit=${PAGE_SIZE}&offset=${offset}`);
-      state.board = { queue, offset, total: page.total };
+      const status = state.board.queue === queue ? state.board.status : "";
+      const filter = status ? `&status=${encodeURIComponent(status)}` : "";
+      const page = await api("GET",
+        `/v1/queues/${encodeURIComponent(queue)}?limit=${PAGE_SIZE}&offset=${offset}${filter}`);
+      state.board = { queue, offset, total: page.total, status };
+      $("results-view").hidden = true;
       if (focus) showMessage("board-message", "");
       renderQueue(page);
       $("queues-view").hidden = true;
@@ -588,26 +643,55 @@
     }
   }
 
+  /** Status tabs of a queue: a department's 待受理 / 承办中 split, manual triage's 已退回. */
+  function renderStatusTabs(queue) {
+    const tabs = [["", "全部"], ["routed", label("statuses", "routed")], ["queued", label("statuses", "queued")],
+      ["accepted", label("statuses", "accepted")]];
+    if (queue === manualTriage()) tabs.splice(3, 1, ["returned", label("statuses", "returned")]);
+    $("status-tabs").replaceChildren(...tabs.map(([status, name]) => {
+      const button = el("button", { type: "button", class: `btn btn-tab${state.board.status === status ? " active" : ""}`,
+        text: name, "aria-pressed": String(state.board.status === status), "data-status": status });
+      button.addEventListener("click", () => {
+        state.board.status = status;
+        loadQueue(queue, 0, false);
+      });
+      return button;
+    }));
+  }
+
+  /** The deadline that matters now: handling once accepted, else hand-over. */
+  function dueCell(item) {
+    const handling = Boolean(item.handling_due_at);
+    const dueAt = handling ? item.handling_due_at : item.due_at;
+    const late = handling ? item.handling_overdue : item.hand_over_overdue;
+    const clock = handling ? "办理" : "转交";
+    return el("td", { class: "due" }, `${clock} ${fmtDate(dueAt)}`,
+      late ? el("small", { class: "overdue-flag", text: `⚠ ${clock}${dueText(dueAt, true)}` })
+        : el("small", { text: dueText(dueAt, false) }));
+  }
+
+  function itemRows(items, columns, emptyText) {
+    if (!items.length) {
+      return [el("tr", { class: "empty-row" }, el("td", { colSpan: columns, text: emptyText }))];
+    }
+    return items.map((item) => {
+      const open = el("button", { type: "button", class: "link", text: `#${item.id}`,
+        "aria-label": `查看第 ${item.id} 号信访件` });
+      open.addEventListener("click", () => openItem(item.id));
+      const classes = [item.overdue ? "overdue" : "", item.status === "returned" ? "returned" : ""].join(" ").trim();
+      const cells = [el("td", {}, open), el("td", { class: "preview", text: item.preview }), dueCell(item),
+        el("td", { class: "status", text: label("statuses", item.status) })];
+      if (columns > 4) cells.push(el("td", { text: departmentName(item.queue) }));
+      return el("tr", { class: classes, "data-id": String(item.id) }, ...cells);
+    });
+  }
+
   function renderQueue(page) {
     $("queue-title").textContent = `${page.name}（共 ${page.total} 件）`;
-    $("claim-button").hidden = !mayClaimFrom(page.queue);
-    const body = $("items-table").tBodies[0];
-    if (!page.items.length) {
-      body.replaceChildren(el("tr", { class: "empty-row" }, el("td", { colSpan: 4, text: "队列中暂无信访件。" })));
-    } else {
-      body.replaceChildren(...page.items.map((item) => {
-        const open = el("button", { type: "button", class: "link", text: `#${item.id}`,
-          "aria-label": `查看第 ${item.id} 号信访件` });
-        open.addEventListener("click", () => openItem(item.id));
-        return el("tr", { class: item.overdue ? "overdue" : "", "data-id": String(item.id) },
-          el("td", {}, open),
-          el("td", { class: "preview", text: item.preview }),
-          el("td", { class: "due" }, fmtDate(item.due_at),
-            item.overdue ? el("small", { class: "overdue-flag", text: `⚠ ${dueText(item.due_at, true)}` })
-              : el("small", { text: dueText(item.due_at, false) })),
-          el("td", { class: "status", text: label("statuses", item.status) }));
-      }));
-    }
+    // Departments accept items into their work list; the lease-based claim is for worker systems and clerks.
+    $("claim-button").hidden = !mayClaimFrom(page.queue) || (can("handle") && !can("intake"));
+    renderStatusTabs(page.queue);
+    $("items-table").tBodies[0].replaceChildren(...itemRows(page.items, 4, "队列中暂无信访件。"));
     const { offset, total } = state.board;
     $("page-info").textContent = total ? `第 ${offset + 1}–${Math.min(offset + PAGE_SIZE, total)} 件` : "";
     $("prev-page").disabled = offset <= 0;
@@ -655,33 +739,51 @@
       ["所在队列", petition.queue_name],
       ["来源渠道", label("channels", petition.channel)],
       ["收件时间", fmtTime(petition.received_at)],
-      ["转交期限", `${fmtDate(petition.due_at)}（${petition.route.handed_over_at ? "已转交" : dueText(petition.due_at, petition.overdue)}）`],
+      ["转交期限", `${fmtDate(petition.due_at)}（${petition.accepted_at ? `已于 ${fmtDate(petition.accepted_at)} 受理`
+        : dueText(petition.due_at, petition.hand_over_overdue)}）`],
+      ["办理期限", petition.handling_due_at ? `${fmtDate(petition.handling_due_at)}（${petition.status === "closed"
+        ? "已办结" : dueText(petition.handling_due_at, petition.handling_overdue)}）`
+        : `受理后 ${state.taxonomy.deadlines.handling_days} 日`],
       ["模型建议", `${prediction.domain.name} ${pct(prediction.domain.confidence)}`
         + (prediction.department ? ` · ${prediction.department.name} ${pct(prediction.department.confidence)}` : "")
-        + (prediction.needs_review ? "（需人工复核）" : "")],
+        + (prediction.needs_review ? `（需人工复核：${unsureHeads(prediction)}）` : "")],
       ["当前分流", petition.route.department
         ? `${domainName(petition.route.domain)} · ${departmentName(petition.route.department)}` : "尚未确认"],
     ];
+    if (petition.assignee) facts.push(["承办人", petition.assignee]);
+    if (petition.extension) {
+      facts.push(["延期", `${petition.extension.days} 日：${petition.extension.reason || ""}`]);
+    }
     if (petition.lease) facts.push(["领取人", `${petition.lease.owner}（至 ${fmtTime(petition.lease.expires_at)}）`]);
+    const who = petition.petitioner;
+    if (who && (who.name || who.contact || who.headcount || who.address)) {
+      const parts = [who.name, who.contact, who.headcount ? `${who.headcount} 人${who.headcount >= 5 ? "（集体访）" : ""}` : null,
+        who.address].filter(Boolean);
+      facts.push(["信访人", `${parts.join(" · ")}${who.masked ? "（转交前脱敏显示）" : ""}`]);
+    }
     if (petition.resolution) facts.push(["办理结果", petition.resolution]);
     if (petition.repeat_of) facts.push(["疑似重复", `同一信访人同一事项：第 ${petition.repeat_of} 号`]);
     if (petition.linked_case) facts.push(["已关联案件", `第 ${petition.linked_case} 号`]);
+    if (petition.reply_summary) facts.push(["答复摘要", petition.reply_summary]);
+    const late = { 转交期限: petition.hand_over_overdue, 办理期限: petition.handling_overdue };
     const list = $("item-facts");
     list.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }),
-      el("dd", { text: value, class: name === "转交期限" && petition.overdue ? "overdue-flag" : "" })]));
+      el("dd", { text: value, class: late[name] ? "overdue-flag" : "" })]));
     renderItemText();
     $("toggle-raw").hidden = !petition.text_visible;
     $("item-history").replaceChildren(...petition.history.map((entry) => {
       const move = entry.from_queue !== entry.to_queue && entry.to_queue
         ? `：${entry.from_queue ? `${departmentName(entry.from_queue)} → ` : ""}${departmentName(entry.to_queue)}` : "";
-      return el("li", {}, el("span", { class: "when", text: fmtTime(entry.at) }),
+      const noteName = { returned: "退回理由", extended: "延期理由" }[entry.action] || "备注";
+      return el("li", { "data-action": entry.action }, el("span", { class: "when", text: fmtTime(entry.at) }),
         `${label("actions", entry.action)}${move} · ${entry.actor}（${label("roles", entry.role)}）`,
-        entry.note ? el("span", { class: "note", text: `备注：${entry.note}` }) : null);
+        entry.note ? el("span", { class: "note", text: `${noteName}：${entry.note}` }) : null);
     }));
+    renderWorkPanel(petition);
     const mayRoute = can("route");
     renderSimilar($("item-similar-box"), $("item-similar"), petition.similar, petition.repeat_of,
       mayRoute ? linkItem : null);
-    $("reroute-form").hidden = !mayRoute || petition.status === "closed";
+    $("reroute-form").hidden = !mayRoute || ["closed", "accepted"].includes(petition.status);
     const domain = petition.route.domain || prediction.domain.label;
     fillDomainSelect($("reroute-domain"), domain);
     fillDepartmentSelect($("reroute-department"), domain,
@@ -689,6 +791,56 @@
     $("reroute-note").value = "";
     const dialog = $("item-dialog");
     if (!dialog.open) dialog.showModal();
+  }
+
+  /** The department's steps, shown by permission (server map) and status (the server still checks both). */
+  function renderWorkPanel(petition) {
+    const open = petition.status !== "closed";
+    const inDepartment = petition.queue !== manualTriage();
+    const handle = can("handle") && open && inDepartment;
+    const accepted = petition.status === "accepted";
+    $("accept-item").hidden = !handle || accepted;
+    $("extend-form").hidden = !handle || !accepted || Boolean(petition.extension);
+    $("return-form").hidden = !handle;
+    $("note-form").hidden = !can("note") || !open;
+    $("close-form").hidden = !can("close") || !open || (can("handle") && !accepted);
+    $("work-panel").hidden = [$("accept-item"), $("extend-form"), $("return-form"), $("note-form"), $("close-form")]
+      .every((node) => node.hidden);
+    for (const id of ["note-text", "extend-days", "extend-reason", "return-reason", "close-resolution", "close-reply"]) {
+      $(id).value = "";
+    }
+    $("extend-days").max = String(state.taxonomy.deadlines.max_extension_days);
+  }
+
+  /** One workflow step on the open item; the answer replaces the item, the board refreshes. */
+  async function step(path, body, button, done) {
+    const petition = state.item;
+    if (!petition) return;
+    $(button).disabled = true;
+    try {
+      const updated = await api("POST", `/v1/petitions/${petition.id}/${path}`, body);
+      if (updated.queue !== petition.queue && !can("read_all_queues")) {
+        closeDialog();
+        showMessage("board-message", done(updated), "info");
+      } else {
+        showItem(updated);
+        showMessage("item-message", done(updated), "info");
+      }
+      refreshBoard();
+    } catch (failure) {
+      fail("item-message", failure, "操作失败：");
+    } finally {
+      $(button).disabled = false;
+    }
+  }
+
+  function required(id, what) {
+    const value = $(id).value.trim();
+    if (!value) {
+      showMessage("item-message", `请填写${what}。`);
+      $(id).focus();
+    }
+    return value;
   }
 
   function renderItemText() {
@@ -729,14 +881,103 @@
     state.item = null;
   }
 
-  function lookup(event) {
-    event.preventDefault();
-    const raw = $("lookup-id").value.trim();
-    if (!/^[1-9][0-9]{0,17}$/.test(raw)) {
-      showMessage("board-message", "请输入正确的信访件编号（正整数）。");
+  // -- search, filters, export, print ------------------------------------------------------------
+
+  function fillSearchSelects() {
+    const option = (value, text) => el("option", { value, text });
+    $("filter-status").replaceChildren(option("", "全部未办结"),
+      ...Object.entries(state.taxonomy.statuses).map(([id, name]) => option(id, name)));
+    const queues = can("read_all_queues")
+      ? [...state.taxonomy.departments, state.taxonomy.manual_triage]
+      : state.taxonomy.departments.filter((d) => d.id === state.me.department);
+    $("filter-queue").replaceChildren(option("", can("read_all_queues") ? "全部队列" : "本部门"),
+      ...queues.map((queue) => option(queue.id, queue.name)));
+    $("filter-channel").replaceChildren(option("", "全部"),
+      ...Object.entries(state.taxonomy.channels).map(([id, name]) => option(id, name)));
+  }
+
+  /** The search form as query parameters (only the filled ones). */
+  function searchParams() {
+    const params = new URLSearchParams();
+    const fields = { q: "search-q", status: "filter-status", queue: "filter-queue", channel: "filter-channel",
+      overdue: "filter-overdue", received_from: "filter-from", received_to: "filter-to", sort: "filter-sort" };
+    for (const [name, id] of Object.entries(fields)) {
+      const value = $(id).value.trim();
+      if (value) params.set(name, value);
+    }
+    return params;
+  }
+
+  async function runSearch(offset) {
+    const params = state.search.params;
+    if (!params) return;
+    const query = new URLSearchParams(params);
+    query.set("limit", String(PAGE_SIZE));
+    query.set("offset", String(offset));
+    try {
+      const page = await api("GET", `/v1/petitions?${query}`);
+      state.search.offset = offset;
+      state.search.total = page.total;
+      $("results-title").textContent = `查找结果（共 ${page.total} 件）`;
+      $("results-table").tBodies[0].replaceChildren(...itemRows(page.items, 5, "没有符合条件的信访件。"));
+      $("results-info").textContent = page.total
+        ? `第 ${offset + 1}–${Math.min(offset + PAGE_SIZE, page.total)} 件` : "";
+      $("results-prev").disabled = offset <= 0;
+      $("results-next").disabled = offset + PAGE_SIZE >= page.total;
+      $("queues-view").hidden = true;
+      $("queue-view").hidden = true;
+      $("results-view").hidden = false;
+      showMessage("board-message", "");
+    } catch (failure) {
+      fail("board-message", failure, "查找失败：");
+    }
+  }
+
+  function search(event) {
+    if (event) event.preventDefault();
+    const from = $("filter-from").value;
+    const to = $("filter-to").value;
+    if (from && to && from > to) {
+      showMessage("board-message", "收件日期范围有误：起始日期晚于截止日期。");
       return;
     }
-    openItem(Number(raw));
+    state.search.params = searchParams();
+    runSearch(0);
+  }
+
+  /** Download the current list as .xlsx: fetched with the key header, handed to the browser as a file. */
+  async function exportList() {
+    const params = state.search.params || searchParams();
+    $("export-button").disabled = true;
+    try {
+      const response = await fetch(`/v1/petitions/export.xlsx?${params}`, {
+        headers: { "X-API-Key": state.key }, cache: "no-store", credentials: "omit" });
+      if (!response.ok) {
+        let body = null;
+        try { body = await response.json(); } catch (error) { body = null; }
+        throw new ApiFailure(response.status, body);
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const link = el("a", { href: url, download: `信访件-${new Date().toISOString().slice(0, 10)}.xlsx` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+      showMessage("board-message", "已导出当前列表。", "info");
+    } catch (failure) {
+      fail("board-message", failure instanceof ApiFailure ? failure : new ApiFailure(0, null, "unreachable"),
+        "导出失败：");
+    } finally {
+      $("export-button").disabled = false;
+    }
+  }
+
+  function backToBoard() {
+    state.board = { queue: null, offset: 0, total: 0, status: "" };
+    $("queue-view").hidden = true;
+    $("results-view").hidden = true;
+    $("queues-view").hidden = false;
+    refreshBoard();
   }
 
   // -- wiring -------------------------------------------------------------------------------------
@@ -788,12 +1029,52 @@
     $("correct-domain").addEventListener("change", () =>
       fillDepartmentSelect($("correct-department"), $("correct-domain").value, $("correct-department").value));
     $("refresh-board").addEventListener("click", refreshBoard);
-    $("lookup-form").addEventListener("submit", lookup);
-    $("back-to-queues").addEventListener("click", () => {
-      state.board = { queue: null, offset: 0, total: 0 };
-      $("queue-view").hidden = true;
-      $("queues-view").hidden = false;
-      refreshBoard();
+    $("search-form").addEventListener("submit", search);
+    $("search-reset").addEventListener("click", () => {
+      $("search-form").reset();
+      state.search.params = null;
+      backToBoard();
+    });
+    for (const id of ["filter-status", "filter-queue", "filter-channel", "filter-overdue", "filter-sort"]) {
+      $(id).addEventListener("change", () => search());
+    }
+    $("results-prev").addEventListener("click", () => runSearch(Math.max(0, state.search.offset - PAGE_SIZE)));
+    $("results-next").addEventListener("click", () => runSearch(state.search.offset + PAGE_SIZE));
+    $("back-from-results").addEventListener("click", backToBoard);
+    $("export-button").addEventListener("click", exportList);
+    $("print-button").addEventListener("click", () => window.print());
+    $("back-to-queues").addEventListener("click", backToBoard);
+    $("accept-item").addEventListener("click", () => step("accept", {}, "accept-item",
+      (p) => `已受理，办理期限至 ${fmtDate(p.handling_due_at)}。`));
+    $("note-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const note = required("note-text", "备注");
+      if (note) step("notes", { note }, "note-button", () => "已添加备注。");
+    });
+    $("extend-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const days = Number.parseInt($("extend-days").value, 10);
+      if (!Number.isFinite(days) || days < 1) {
+        showMessage("item-message", "请填写延期天数（正整数）。");
+        $("extend-days").focus();
+        return;
+      }
+      const reason = required("extend-reason", "延期理由");
+      if (reason) step("extend", { days, reason }, "extend-button", (p) => `已延期，办理期限至 ${fmtDate(p.handling_due_at)}。`);
+    });
+    $("return-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const reason = required("return-reason", "退回理由");
+      if (reason) step("return", { reason }, "return-button", (p) => `第 ${p.id} 号已退回人工分流。`);
+    });
+    $("close-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const resolution = required("close-resolution", "办理结果");
+      if (!resolution) return;
+      const body = { resolution };
+      const reply = $("close-reply").value.trim();
+      if (reply) body.reply_summary = reply;
+      step("close", body, "close-button", () => "已办结。");
     });
     $("prev-page").addEventListener("click", () =>
       loadQueue(state.board.queue, Math.max(0, state.board.offset - PAGE_SIZE), false));

@@ -85,6 +85,11 @@ def taxonomy_json(principal: CurrentUser, taxonomy: TaxonomyDep, settings: Setti
         "actions": {action.value: action.label for action in Action},
         "permissions": permission_map(),
         "max_text_chars": settings.max_text_chars,
+        "deadlines": {
+            "hand_over_days": settings.due_days,
+            "handling_days": settings.handling_days,
+            "max_extension_days": settings.max_extension_days,
+        },
     }
 
 

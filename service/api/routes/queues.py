@@ -24,7 +24,7 @@ QueueName = Annotated[
     ),
 ]
 # Closed items are not in any queue, so the filter offers only the open statuses.
-OpenStatus = Literal[Status.QUEUED, Status.CLAIMED, Status.ROUTED]
+OpenStatus = Literal[Status.QUEUED, Status.CLAIMED, Status.ROUTED, Status.ACCEPTED, Status.RETURNED]
 
 
 @router.get("", response_model=QueuesOut, responses=ERRORS, summary="各队列统计 / Per-queue counts")
