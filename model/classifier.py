@@ -28,10 +28,11 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 
 from model.compiled import CompiledModel, CompileError
+from model.explanation import document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.heads import PlattLinearHead
 from model.thresholds import choose_threshold, coverage_precision
-from model.tokenize import DEFAULT_SEGMENTER, Segmenter, check_segmenter
+from model.tokenize import DEFAULT_SEGMENTER, PetitionSegmenter, Segmenter, check_segmenter
 
 HEADS = ("domain", "department")
 MIN_EXAMPLES_PER_LABEL = 2
@@ -267,13 +268,25 @@ class TriageModel(BaseEstimator):
         """Per-class term weights of the head's LinearSVC (each class's sigmoid is monotone in its score)."""
         return self.heads_[head].coef_
 
-    def explain(self, row: sparse.csr_matrix, head: str, label: str, top: int = 8) -> list[tuple[str, float]]:
-        """Terms of one document that pushed it most toward `label`, strongest first."""
+    def explain(
+        self, row: sparse.csr_matrix, head: str, label: str, top: int = 8, text: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Terms of one document that pushed it most toward `label`, strongest first; with the document's
+        `text`, only terms a person can read as key words (model/explanation.py)."""
         row = row.tocsr()
-        return self._explain(row.indices, row.data, head, label, top)
+        return self._explain(row.indices, row.data, head, label, top, self._words(text))
+
+    def _words(self, text: str | None) -> frozenset[str] | None:
+        return None if text is None else document_words(text, PetitionSegmenter(self.segmenter))
 
     def _explain(
-        self, indices: np.ndarray, values: np.ndarray, head: str, label: str, top: int = 8
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        head: str,
+        label: str,
+        top: int = 8,
+        words: frozenset[str] | None = None,
     ) -> list[tuple[str, float]]:
         class_weights = self._weights(head)[self.classes(head).index(label)]
         contributions = values * class_weights[indices]
@@ -285,7 +298,7 @@ class TriageModel(BaseEstimator):
             if contributions[position] <= 0 or len(terms) >= top:
                 break
             term = str(names[indices[position]])
-            if len(term) < 2 or term.startswith("<") or any(term in kept for kept in seen):
+            if not explainable(term, words) or any(term in kept for kept in seen):
                 continue
             seen.add(term)
             terms.append((term, round(float(contributions[position]), 4)))
@@ -309,6 +322,12 @@ class TriageModel(BaseEstimator):
             explanation = []
             if explain:
                 cells = slice(matrix.indptr[row_index], matrix.indptr[row_index + 1])
-                explanation = self._explain(matrix.indices[cells], matrix.data[cells], "domain", heads["domain"].label)
+                explanation = self._explain(
+                    matrix.indices[cells],
+                    matrix.data[cells],
+                    "domain",
+                    heads["domain"].label,
+                    words=self._words(X[row_index]),
+                )
             results.append(Prediction(heads, explanation))
         return results

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from model.taxonomy import load_taxonomy
-from service.api import api_router, console_router
+from service.api import api_router, console_router, docs_router
 from service.auth import KeyRing
 from service.errors import install_error_handlers
 from service.logging import configure_logging, log_event
@@ -135,6 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by service/api/routes/docs.py from local files instead of a CDN (intranets have none).
+        docs_url=None,
+        redoc_url=None,
         # Our own Prometheus metrics and JSON logs cover this; no OpenTelemetry exporters are configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         openapi_tags=[
@@ -155,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, settings, app.state.taxonomy)
     app.include_router(api_router)
     app.include_router(console_router)
+    app.include_router(docs_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessMiddleware, metrics=metrics)
     return app

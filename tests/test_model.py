@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, LabelError, TriageModel
+from model.explanation import document_words, explainable
 from model.persistence import load_model
 from model.taxonomy import load_taxonomy
 from model.text import prepare_text
+from model.tokenize import PetitionSegmenter
 from training.dataset import load_corpus
 from training.train import TrainResult
 
@@ -117,3 +119,16 @@ def test_one_head_model_for_a_custom_label_set() -> None:
 def test_rare_labels_are_reported_by_name() -> None:
     with pytest.raises(LabelError, match="lonely"):
         TriageModel().fit(["甲乙丙丁", "戊己庚辛", "壬癸子丑"], ["a", "a", "lonely"])
+
+
+def test_explanations_skip_fillers_fragments_and_placeholders(model: TriageModel) -> None:
+    text = (
+        "以后希望晚上不要再扣款了，我的银行卡号6222020200112233445被某理财平台冻结，"
+        "商店办理的预付卡也退不了，老板跑路，请求追回投资款"
+    )
+    terms = [term for term, _ in model.predict([text])[0].explanation]
+    assert terms
+    words = document_words(text, PetitionSegmenter(model.segmenter))
+    assert all(explainable(term, words) for term in terms)
+    assert not {"以后", "希望", "晚上", "店办", "银行卡号", "卡号"} & set(terms)
+    assert "银行" not in terms  # only inside the 【银行卡号】 placeholder here

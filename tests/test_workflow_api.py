@@ -224,3 +224,20 @@ def test_export_is_the_current_list_and_formula_safe(client: TestClient) -> None
     housing_only = load_workbook(io.BytesIO(client.get("/v1/petitions/export.xlsx", headers=HOUSING).content)).active
     assert housing_only.max_row <= 3
     assert_error(client.get("/v1/petitions/export.xlsx"), 401, "unauthorized")
+
+
+def test_api_docs_are_served_without_any_cdn(client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200 and "/openapi.json" in page.text
+        assert "cdn." not in page.text and "fonts.googleapis" not in page.text and "https://" not in page.text
+    for asset, kind in (
+        ("swagger-ui-bundle.js", "javascript"),
+        ("swagger-ui.css", "css"),
+        ("redoc.standalone.js", "javascript"),
+    ):
+        response = client.get(f"/docs/static/{asset}")
+        assert (
+            response.status_code == 200 and kind in response.headers["content-type"] and len(response.content) > 10_000
+        )
+    assert_error(client.get("/docs/static/..%2Fcore.py"), 404, "not_found")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from openpyxl import load_workbook
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.test_console_browser import (
     CLERK_KEY,
@@ -201,3 +201,24 @@ def test_intake_fields_confirmation_and_the_unsure_head(page: Page, api: httpx.C
     expect(page.get_by_test_id("review-state")).to_have_text("需人工复核：部门把握不足，提交后默认进入人工分流队列")
     shot(page, "29-unsure-department")
     page.unroute("**/v1/classify")
+
+
+def test_api_docs_render_with_nothing_from_outside(page: Page, base_url: str) -> None:
+    outside: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("信访分流")
+    expect(page.get_by_text("/v1/petitions/{petition_id}/accept").first).to_be_visible()
+    shot(page, "30-swagger-offline")
+    page.goto("/redoc")
+    expect(page.get_by_text("受理（进入本部门办理）").first).to_be_attached()
+    shot(page, "31-redoc-offline")
+    assert outside == []

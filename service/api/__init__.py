@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import console, hotspots, petitions, queues, similar, system
+from service.api.routes import console, docs, hotspots, petitions, queues, similar, system
 
 api_router = APIRouter()
 api_router.include_router(petitions.router)
@@ -11,3 +11,4 @@ api_router.include_router(hotspots.router)
 api_router.include_router(queues.router)
 api_router.include_router(system.router)
 console_router = console.console_router
+docs_router = docs.docs_router

@@ -742,7 +742,7 @@
       ["转交期限", `${fmtDate(petition.due_at)}（${petition.accepted_at ? `已于 ${fmtDate(petition.accepted_at)} 受理`
         : dueText(petition.due_at, petition.hand_over_overdue)}）`],
       ["办理期限", petition.handling_due_at ? `${fmtDate(petition.handling_due_at)}（${petition.status === "closed"
-        ? "已办结" : dueText(petition.handling_due_at, petition.handling_overdue)}）`
+        ? label("statuses", "closed") : dueText(petition.handling_due_at, petition.handling_overdue)}）`
         : `受理后 ${state.taxonomy.deadlines.handling_days} 日`],
       ["模型建议", `${prediction.domain.name} ${pct(prediction.domain.confidence)}`
         + (prediction.department ? ` · ${prediction.department.name} ${pct(prediction.department.confidence)}` : "")

@@ -1,0 +1,42 @@
+"""Which of a prediction's strongest terms are worth showing a person: the one filter.
+
+Character n-grams and fillers carry weight in the model but make poor "key words": 店办 (the end
+of 商店 and the start of 办理), 以后, 希望, 晚上, or 银行 inside the 【银行卡号】 placeholder. A term
+is shown only if it is a whole word of the document (or two adjacent words) outside masking
+placeholders, at least two characters long, and not a stop word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+
+from model.text import PLACEHOLDER_PATTERN, prepare_text
+
+_STOP_WORDS = """
+以后 以前 之后 之前 后来 现在 目前 当时 今天 昨天 明天 今年 去年 明年 上午 下午 晚上 早上
+中午 夜里 时候 时间 一直 已经 还是 但是 而且 因为 所以 如果 虽然 然后 并且 或者 就是 还有
+没有 不是 可以 不能 不会 能够 应该 希望 要求 请求 恳请 麻烦 谢谢 感谢 您好 你好 我们 你们
+他们 自己 本人 大家 这个 那个 这些 那些 这样 那样 什么 怎么 如何 为什么 多次 很多 非常 特别
+一些 一下 一个 问题 情况 反映 相关 有关 进行 处理 解决 了解 知道 联系 电话 号码 方面 表示
+认为 导致 造成 发生 出现 至今 仍然 依然 几个 每天 经常
+"""
+STOP_TERMS: frozenset[str] = frozenset(_STOP_WORDS.split())
+
+Segment = Callable[[str], list[str]]
+
+
+def document_words(text: str, segment: Segment) -> frozenset[str]:
+    """Whole words of `text` as the model prepares it, and adjacent pairs of them, outside placeholders."""
+    tokens = segment(PLACEHOLDER_PATTERN.sub(" ", prepare_text(text)))
+    return frozenset(tokens) | frozenset(first + second for first, second in pairwise(tokens))
+
+
+def explainable(term: str, words: frozenset[str] | None) -> bool:
+    """Worth showing: two characters or more, not a token marker or a stop word, and (when the document's
+    words are known) a whole word or word pair of the document; a word bigram term needs both words."""
+    if len(term) < 2 or term.startswith("<") or term in STOP_TERMS:
+        return False
+    if words is None:
+        return True
+    return all(part in words and part not in STOP_TERMS for part in term.split(" ")) or term in words

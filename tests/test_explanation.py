@@ -1,0 +1,20 @@
+"""The one filter for shown key words (model/explanation.py), without a model."""
+
+from __future__ import annotations
+
+from model.explanation import STOP_TERMS, document_words, explainable
+from model.tokenize import JiebaTokenizer
+
+
+def test_only_whole_words_outside_placeholders_and_no_fillers() -> None:
+    words = document_words("我的银行卡号6222020200112233445被冻结，晚上以后希望商店办理退款", JiebaTokenizer())
+    for term in ("商店", "退款", "冻结", "商店办理"):
+        assert explainable(term, words), term
+    for term in ("店办", "银行", "以后", "希望", "晚上", "退", "<数>"):
+        assert not explainable(term, words), term
+    assert {"以后", "希望", "晚上"} <= STOP_TERMS
+
+
+def test_a_word_outside_the_placeholder_still_counts() -> None:
+    words = document_words("到银行办理转账时卡号13812345678被盗用", JiebaTokenizer())
+    assert explainable("银行", words)
