@@ -1074,7 +1074,7 @@
       const body = { resolution };
       const reply = $("close-reply").value.trim();
       if (reply) body.reply_summary = reply;
-      step("close", body, "close-button", () => "已办结。");
+      step("close", body, "close-button", (p) => `${label("statuses", p.status)}。`);
     });
     $("prev-page").addEventListener("click", () =>
       loadQueue(state.board.queue, Math.max(0, state.board.offset - PAGE_SIZE), false));
