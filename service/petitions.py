@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from model.classifier import Prediction
 from model.taxonomy import Taxonomy
-from model.text import mask_as_written
+from model.text import mask_as_written, prepare_text
 from service.auth import Permission, Principal
 from service.errors import ApiError, error_body, validation_error
 from service.logging import log_event

@@ -70,7 +70,8 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies_and_the_sub_path_wo
             # The proxy strips /triage; links the app hands out carry it.
             schema = httpx.get(f"{base}/openapi.json").json()
             assert schema["servers"] == [{"url": "/triage"}]
-            assert "/triage/openapi.json" in httpx.get(f"{base}/docs").text
+            docs = httpx.get(f"{base}/docs").text
+            assert "/triage/openapi.json" in docs and "/triage/docs/static/swagger-ui-bundle.js" in docs
             page = httpx.get(f"{base}/").text
             assert 'src="console/static/console.js"' in page  # relative: resolves under /triage/
     finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
@@ -26,24 +26,31 @@ TITLE = "信访分流 Petition triage API"
 docs_router = APIRouter(include_in_schema=False)
 
 
+def _root(request: Request) -> str:
+    """The sub-path a reverse proxy serves the app under (`triage serve --root-path`), so links work behind it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 @docs_router.get("/docs")
-def swagger_ui() -> HTMLResponse:
+def swagger_ui(request: Request) -> HTMLResponse:
+    root = _root(request)
     return get_swagger_ui_html(
-        openapi_url="/openapi.json",
+        openapi_url=f"{root}/openapi.json",
         title=f"{TITLE} · Swagger UI",
-        swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
-        swagger_css_url=f"{PREFIX}/swagger-ui.css",
-        swagger_favicon_url=f"{PREFIX}/favicon.png",
+        swagger_js_url=f"{root}{PREFIX}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{PREFIX}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{PREFIX}/favicon.png",
     )
 
 
 @docs_router.get("/redoc")
-def redoc() -> HTMLResponse:
+def redoc(request: Request) -> HTMLResponse:
+    root = _root(request)
     return get_redoc_html(
-        openapi_url="/openapi.json",
+        openapi_url=f"{root}/openapi.json",
         title=f"{TITLE} · ReDoc",
-        redoc_js_url=f"{PREFIX}/redoc.standalone.js",
-        redoc_favicon_url=f"{PREFIX}/favicon.png",
+        redoc_js_url=f"{root}{PREFIX}/redoc.standalone.js",
+        redoc_favicon_url=f"{root}{PREFIX}/favicon.png",
         with_google_fonts=False,
     )
 
