@@ -40,6 +40,7 @@ class ClassifyOptions:
     max_chars: int = MAX_TEXT_CHARS
     chunk_size: int = 256
     jobs: int = 1
+    segmenter: str | None = None  # when set, refuse a model trained with another segmenter
 
 
 @dataclass
@@ -129,8 +130,8 @@ def _predict_with(model: TriageModel, items: list[Item], explain: bool) -> list[
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(folder: str) -> None:
-    model, manifest = load_model(Path(folder))
+def _init_worker(folder: str, segmenter: str | None = None) -> None:
+    model, manifest = load_model(Path(folder), segmenter)
     model.predict(["预热"], explain=False)
     _worker.update(model=model, version=manifest.version)
 
@@ -152,23 +153,28 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def classified_chunks(
-    chunks: Iterator[list[Item]], folder: Path, jobs: int, compare: bool, explain: bool = False
+    chunks: Iterator[list[Item]],
+    folder: Path,
+    jobs: int,
+    compare: bool,
+    explain: bool = False,
+    segmenter: str | None = None,
 ) -> Iterator[list[Result]]:
     """Results in input order; with jobs > 1 a bounded window of chunks runs in worker processes."""
     version = read_manifest(folder).version
     if jobs <= 1:
-        _init_worker(str(folder))
+        _init_worker(str(folder), segmenter)
         for chunk in chunks:
             yield assemble(chunk, _work(chunk, explain), version, compare)
         return
     # Load once here and fork: workers share the model and jieba's dictionary pages copy-on-write
     # instead of each loading its own copy. Where fork is unavailable, each worker loads it.
     if "fork" in multiprocessing.get_all_start_methods():
-        _init_worker(str(folder))
+        _init_worker(str(folder), segmenter)
         gc.freeze()  # keep the collector from touching (and so copying) the shared pages
         pool_options: dict[str, Any] = {"mp_context": multiprocessing.get_context("fork")}
     else:
-        pool_options = {"initializer": _init_worker, "initargs": (str(folder),)}
+        pool_options = {"initializer": _init_worker, "initargs": (str(folder), segmenter)}
     with ProcessPoolExecutor(max_workers=jobs, **pool_options) as pool:
         window: deque[tuple[list[Item], Future[list[Prediction]]]] = deque()
         for chunk in chunks:
@@ -251,7 +257,9 @@ def classify_file(
     error_writer = open_writer(errors, ERROR_FIELDS, append_at=None) if errors else None
     done = skip
     try:
-        for results in classified_chunks(chunked(stream, options.chunk_size), folder, options.jobs, compare, explain):
+        for results in classified_chunks(
+            chunked(stream, options.chunk_size), folder, options.jobs, compare, explain, options.segmenter
+        ):
             writer.write([result_record(result) for result in results])
             done += len(results)
             if output is not None and writer.resumable:

@@ -118,7 +118,7 @@ def load_model(folder: Path, segmenter: str | None = None) -> tuple[TriageModel,
     first, so the refusal is quick).
     """
     manifest = verify_model(folder)
-    _check_segmenter(manifest.segmenter, segmenter)
+    require_segmenter(manifest, segmenter)
     path = folder / MODEL_FILE
     try:
         model = sio.load(path, trusted=list(TRUSTED_TYPES))
@@ -133,8 +133,9 @@ def load_model(folder: Path, segmenter: str | None = None) -> tuple[TriageModel,
     return model, manifest
 
 
-def _check_segmenter(trained: str, requested: str | None) -> None:
+def require_segmenter(manifest: Manifest, requested: str | None) -> None:
+    """Refuse (as a load error) a model whose manifest names another segmenter than `requested`."""
     try:
-        check_segmenter(trained, requested)
+        check_segmenter(manifest.segmenter, requested)
     except SegmenterError as error:
         raise ModelLoadError(str(error)) from error

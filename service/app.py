@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         similar = SimilarPetitions(store)
         indexed = similar.sync()  # the similarity index, rebuilt from the database
-        holder = ModelHolder(settings.registry, settings.thresholds)
+        holder = ModelHolder(settings.registry, settings.thresholds, settings.segmenter)
         batcher = Batcher(
             settings.max_predict_batch,
             metrics.predict_batch.observe,

@@ -1,9 +1,10 @@
 """The loaded model, its atomic reload, and opportunistic micro-batching of predictions.
 
-Why batching: one `TriageModel.predict` call costs ~15 ms of fixed scikit-learn overhead and
-~3 ms per text, so 50 concurrent single-text calls take far longer than one 50-text call. A
-single worker thread takes whatever requests are waiting (never waiting for more to arrive,
-so an idle server adds no delay) and answers each from one model call.
+Why batching: under load, many small model calls cost more than one call for all of them
+(fixed per-call work, and for submissions one commit instead of many). A single worker thread
+takes whatever requests are waiting (never waiting for more to arrive) and answers each from
+one model call and one transaction. When nothing is running and nothing waits, a request runs
+in its own thread instead: handing it to the worker would only add two thread switches.
 
 Why a holder: reload builds the new model completely, then replaces one reference. Each request
 reads that reference once, so requests in flight finish on the model they started with.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from model.classifier import Prediction, TriageModel
-from model.persistence import Manifest, ModelLoadError, load_model, verify_model
+from model.persistence import Manifest, ModelLoadError, load_model, require_segmenter, verify_model
 from model.registry import Registry, RegistryError
 from service.logging import log_event
 from store import QueueStore, StoreError, Submission, Submitted
@@ -40,15 +41,16 @@ _cache_lock = threading.Lock()
 _CACHE_SIZE = 2
 
 
-def _load_cached(folder: Path) -> tuple[TriageModel, Manifest]:
+def _load_cached(folder: Path, segmenter: str | None) -> tuple[TriageModel, Manifest]:
     """The model of `folder`; the file is hashed every time (about 0.1 s), so a cached model is only
     reused for bytes that still match the manifest: a truncated or swapped file is never "reloaded"."""
     manifest = verify_model(folder)
+    require_segmenter(manifest, segmenter)
     with _cache_lock:
         cached = _cache.get(manifest.model_sha256)
     if cached is not None:
         return cached, manifest
-    model, manifest = load_model(folder)  # verifies hash and trusted types
+    model, manifest = load_model(folder, segmenter)  # verifies hash, trusted types and segmenter
     with _cache_lock:
         _cache[manifest.model_sha256] = model
         while len(_cache) > _CACHE_SIZE:
@@ -83,29 +85,30 @@ class LoadedModel:
         return replace(prediction, heads=heads)
 
 
-def load_current(registry_root: Path, overrides: dict[str, float]) -> LoadedModel:
+def load_current(registry_root: Path, overrides: dict[str, float], segmenter: str | None = None) -> LoadedModel:
     folder = Registry(registry_root).current_folder()
-    model, manifest = _load_cached(folder)
+    model, manifest = _load_cached(folder, segmenter)
     known = {name: value for name, value in overrides.items() if name in model.head_names_}
     thresholds = {name: float(model.thresholds_[name]) for name in model.head_names_} | known
     loaded = LoadedModel(model, manifest, thresholds, datetime.now(UTC), known)
-    model.predict([WARM_UP_TEXT])  # initialises jieba and touches every head before traffic arrives
+    model.predict([WARM_UP_TEXT])  # initialises the segmenter and builds the compiled path before traffic
     return loaded
 
 
 class ModelHolder:
     """The current model behind one reference; `reload` swaps it only after the new one is ready."""
 
-    def __init__(self, registry_root: Path, overrides: dict[str, float]) -> None:
+    def __init__(self, registry_root: Path, overrides: dict[str, float], segmenter: str | None = None) -> None:
         self.registry_root = registry_root
         self.overrides = overrides
+        self.segmenter = segmenter
         self._reload_lock = threading.Lock()
-        self.current: LoadedModel = load_current(registry_root, overrides)
+        self.current: LoadedModel = load_current(registry_root, overrides, segmenter)
 
     def reload(self) -> tuple[LoadedModel, LoadedModel]:
         with self._reload_lock:
             previous = self.current
-            fresh = load_current(self.registry_root, self.overrides)
+            fresh = load_current(self.registry_root, self.overrides, self.segmenter)
             self.current = fresh
             return previous, fresh
 
@@ -182,8 +185,9 @@ class _Job:
     def finished(self) -> bool:
         return self.failed or len(self.done) == len(self.texts)
 
-    def take(self, max_texts: int, max_chars: int | None) -> list[str]:
-        """The next slice: at least one text, then more while within both budgets (None: no character limit)."""
+    def slice_end(self, max_texts: int, max_chars: int | None) -> int:
+        """Where the next slice ends: at least one text, then more while within both budgets (None: no
+        character limit)."""
         end = self.taken + 1
         chars = len(self.texts[self.taken])
         while end < len(self.texts) and end - self.taken < max_texts:
@@ -191,6 +195,11 @@ class _Job:
             if max_chars is not None and chars > max_chars:
                 break
             end += 1
+        return end
+
+    def take(self, max_texts: int, max_chars: int | None) -> list[str]:
+        """The next slice (see `slice_end`), marked as taken."""
+        end = self.slice_end(max_texts, max_chars)
         piece = list(self.texts[self.taken : end])
         self.taken = end
         return piece
@@ -207,6 +216,9 @@ class Batcher:
     every waiting request in turn, so a large batch is spread over several calls and a short classify
     that arrives meanwhile waits for one slice, not for the whole batch. `slice_chars=None` is the old
     behaviour (each request whole, first come first served), kept for the benchmark's baseline.
+
+    Idle: a request that fits one model call, arriving when nothing is queued or running, runs in the
+    caller's thread (same model call, same commit), without the hop to the worker and back.
     """
 
     def __init__(
@@ -221,6 +233,9 @@ class Batcher:
         self.queue_store = queue_store
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._observe = observe_batch
+        self._running = threading.Lock()  # held while a model call and its commit run, in the worker or inline
+        self._state = threading.Lock()
+        self._pending = 0  # jobs taken and not yet answered: queued, in the worker's rotation or inline
         self._thread = threading.Thread(target=self._run, name="triage-predict", daemon=True)
         self._thread.start()
 
@@ -228,7 +243,7 @@ class Batcher:
         if not texts:
             return []
         job = _Job(loaded, list(texts), explain)
-        self._jobs.put(job)
+        self._run_or_queue(job)
         predictions: list[Prediction] = job.future.result()
         return predictions
 
@@ -242,9 +257,30 @@ class Batcher:
         if self.queue_store is None:
             raise RuntimeError("this batcher has no store")
         job = _Job(loaded, list(texts), True, store=rows)
-        self._jobs.put(job)
+        self._run_or_queue(job)
         answer: tuple[list[Prediction], list[Submitted | StoreError]] = job.future.result()
         return answer
+
+    def _run_or_queue(self, job: _Job) -> None:
+        """Run `job` in the caller's thread when nothing is queued or running and it is one slice; else queue it.
+
+        Only a job that fits one model call runs inline, so a request arriving meanwhile waits for at
+        most one slice, as it would behind the worker.
+        """
+        with self._state:
+            inline = self._pending == 0 and job.slice_end(self.max_batch, self.slice_chars) == len(job.texts)
+            self._pending += 1
+        if not inline:
+            self._jobs.put(job)
+            return
+        with self._running:
+            self._execute(self._plan(deque([job])))
+            self._answer([job])
+        self._settled(1)
+
+    def _settled(self, jobs: int) -> None:
+        with self._state:
+            self._pending -= jobs
 
     def stop(self) -> None:
         self._jobs.put(None)
@@ -270,11 +306,13 @@ class Batcher:
                     stopping = True
                 else:
                     active.append(more)
-            self._execute(self._plan(active))
-            finished = [job for job in active if job.finished]
-            for job in finished:
-                active.remove(job)
-            self._answer(finished)
+            with self._running:  # an inline request may be running: the next slice starts once it is done
+                self._execute(self._plan(active))
+                finished = [job for job in active if job.finished]
+                for job in finished:
+                    active.remove(job)
+                self._settled(len(finished))  # before answering: a caller's next request may then run inline
+                self._answer(finished)
 
     def _plan(self, active: deque[_Job]) -> list[tuple[_Job, list[str]]]:
         """One model call's work: a slice from each waiting job in turn, at most `max_batch` texts.

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from model.tokenize import DEFAULT_SEGMENTER, Segmenter
 from store import Deadlines, PoolOptions, Role
 
 # Defaults for a checkout (what `make run` uses): models/ and var/ beside the code. An installed
@@ -106,6 +107,12 @@ class Settings(BaseSettings):
     # Key of the HMAC that turns a petitioner's contact into the stored identity (TRIAGE_PETITIONER_SECRET).
     # Without it a well-known development key is used, and the service says so at startup.
     petitioner_secret: SecretStr | None = None
+    # Word segmenter (jieba or rjieba): what `triage train` trains new models with, and when set,
+    # the only one the service and `triage classify` run; a model trained with the other refuses to load.
+    segmenter: Segmenter | None = None
+
+    def training_segmenter(self) -> Segmenter:
+        return self.segmenter or DEFAULT_SEGMENTER
 
     def pool_options(self) -> PoolOptions:
         return PoolOptions(self.db_pool_size, self.db_max_overflow, self.db_pool_timeout, self.db_connect_timeout)

@@ -146,3 +146,26 @@ def test_commands_without_a_model_fail_clearly(tmp_path: Path) -> None:
 def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "/" in result.output
+
+
+def test_a_model_refuses_to_run_with_the_other_segmenter(
+    registry_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained_with = Registry(registry_root).manifests()[0].segmenter
+    other = "rjieba" if trained_with == "jieba" else "jieba"
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,开发商逾期交房\n", encoding="utf-8")
+    monkeypatch.setenv("TRIAGE_SEGMENTER", other)
+    result = runner.invoke(
+        app, ["classify", str(source), "-o", str(tmp_path / "out.csv"), "--registry", str(registry_root)]
+    )
+    assert result.exit_code == 2
+    assert f"trained with the {trained_with} segmenter and refuses to run with {other}" in result.output
+    assert not (tmp_path / "out.csv").exists()
+    monkeypatch.setenv("TRIAGE_SEGMENTER", trained_with)
+    result = runner.invoke(
+        app, ["classify", str(source), "-o", str(tmp_path / "out.csv"), "--registry", str(registry_root)]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--segmenter", "thulac", "--registry", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown segmenter" in result.output

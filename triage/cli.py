@@ -21,9 +21,10 @@ from tqdm import tqdm
 from batch.classify import Summary as ClassifySummary
 from batch.results import Result
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, TriageModel
-from model.persistence import Manifest, ModelLoadError, load_model, read_manifest, verify_model
+from model.persistence import Manifest, ModelLoadError, load_model, read_manifest, require_segmenter, verify_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy, load_taxonomy
+from model.tokenize import SegmenterError, parse_segmenter
 from service.settings import ConfigurationError, Settings, load_settings
 from store import Channel
 from training.dataset import Columns, LabelledData, corpus_path, load_corpus, load_labelled
@@ -152,6 +153,10 @@ def train(
     refit: Annotated[
         bool, typer.Option(help="评估后用全部数据重新训练 / refit the shipped model on every row after the report")
     ] = True,
+    segmenter: Annotated[
+        str | None,
+        typer.Option(help="分词器 jieba 或 rjieba / word segmenter (default: TRIAGE_SEGMENTER, else the default)"),
+    ] = None,
     registry: RegistryOption = None,
 ) -> None:
     """训练模型 / Train a model and add it to the registry (default: the corpus in data/).
@@ -162,6 +167,10 @@ def train(
     """
     from training.train import Mixing, train_and_register
 
+    try:
+        chosen = parse_segmenter(segmenter) if segmenter else settings().training_segmenter()
+    except SegmenterError as error:
+        raise fail(str(error)) from error
     if not 0 < holdout < 1:
         raise fail(f"留出比例应大于 0 且小于 1 / --holdout must be between 0 and 1 (got {holdout})")
     from training.office import OFFICE_TARGET_PRECISION
@@ -191,6 +200,7 @@ def train(
         params = {
             "domain_target_precision": domain_target or targets[0],
             "department_target_precision": department_target or targets[1],
+            "segmenter": chosen.value,
         }
         result = train_and_register(
             labelled, registry_from(registry), params, holdout, taxonomy, step=step, refit=refit, mixing=mixing
@@ -336,7 +346,7 @@ def load_current(registry: Path | None, version: str | None = None) -> tuple[Tri
     store = registry_from(registry)
     try:
         folder = store.resolve(version)
-        return load_model(folder)
+        return load_model(folder, settings().segmenter)
     except (RegistryError, ModelLoadError) as error:
         raise fail(str(error)) from error
 
@@ -536,6 +546,7 @@ def classify(
     try:
         folder = store.resolve(version)
         manifest = verify_model(folder)  # fail fast on a missing or tampered model, before any output
+        require_segmenter(manifest, settings().segmenter)
     except (RegistryError, ModelLoadError) as error:
         raise fail(str(error)) from error
     options = ClassifyOptions(
@@ -545,6 +556,7 @@ def classify(
         encoding=encoding,
         chunk_size=chunk_size,
         jobs=jobs or os.cpu_count() or 1,
+        segmenter=settings().segmenter,
     )
     try:
         total = estimate_rows(input_path) if input_path.is_file() else None
@@ -711,7 +723,12 @@ def serve(
     from service.protocol import JsonErrorH11Protocol
     from triage.bootstrap import ensure_model
 
-    ensure_model(settings().registry, echo=lambda message: typer.echo(message, err=True))
+    configured = settings()
+    ensure_model(configured.registry, echo=lambda message: typer.echo(message, err=True))
+    try:  # a clear message instead of a failed start-up when the model needs the other segmenter
+        require_segmenter(read_manifest(Registry(configured.registry).current_folder()), configured.segmenter)
+    except (RegistryError, ModelLoadError) as error:
+        raise fail(str(error)) from error
     uvicorn.run(
         "service.app:create_app",
         factory=True,
