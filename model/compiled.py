@@ -219,14 +219,21 @@ class CompiledFeatures:
         owners: list[np.ndarray] = []
         for block in self.blocks:
             if isinstance(block, _WordBlock):
-                found = [block.columns(tokens) for tokens in documents]
-                columns = np.fromiter((c for doc in found for c in doc), dtype=np.int64)
-                owner = np.repeat(np.arange(len(documents)), [len(doc) for doc in found])
+                flat_columns: list[int] = []
+                counts: list[int] = []
+                for tokens in documents:
+                    found = block.columns(tokens)
+                    flat_columns += found
+                    counts.append(len(found))
+                columns = np.array(flat_columns, dtype=np.int64)
+                owner = np.repeat(np.arange(len(documents)), counts)
                 keep = columns >= 0
                 parts.append(columns[keep])
                 owners.append(owner[keep])
                 continue
             keys = [block.table.keys_of(block.text(tokens)) for tokens in documents]
+            for document_keys in keys:
+                document_keys.sort()  # ascending runs make the lookups below cache-friendly
             owner = np.repeat(np.arange(len(documents)), [len(k) for k in keys])
             flat = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
             position = np.searchsorted(block.table.keys, flat)

@@ -145,8 +145,12 @@ def _keep(token: str) -> bool:
 
 
 def postprocess(tokens: list[str]) -> list[str]:
-    """Drop punctuation and whitespace tokens; every run of digits becomes one number token."""
-    return [_NUMBER_TOKEN if token.isdigit() else token for token in tokens if _keep(token)]
+    """Drop punctuation and whitespace tokens; every run of digits becomes one number token.
+
+    `isalnum()` first: it settles almost every token in one C call (the generator in `_keep` cost
+    more than rjieba's segmentation itself).
+    """
+    return [_NUMBER_TOKEN if token.isdigit() else token for token in tokens if token.isalnum() or _keep(token)]
 
 
 class PetitionSegmenter:

@@ -1,0 +1,275 @@
+"""Inference at the speed of the segmenter (issue 15): every ratio measured in one run.
+
+Texts: real messages of about 500 characters from ../shared/datasets/teddy2020c (evaluation only;
+`--messages PATH`), or, when that file is absent, corpus sentences joined to the same length.
+Models: the current model of `--jieba-registry` and of `--rjieba-registry` (trained with
+`triage train --segmenter ...`; each is trained into the given registry first if it is empty).
+
+Printed, each against its baseline from the same run:
+1. one text in process: median `predict` (compiled, with explanations, as the service calls it)
+   vs the median segmentation of the same text; the scikit-learn path beside it;
+2. HTTP at concurrency 1: /v1/classify and /v1/petitions p50 vs /healthz p50 (real server);
+3. `triage classify --jobs 2` rows/s vs jieba's single-core rows/s on the same rows, and vs a
+   plain jieba TF-IDF + LinearSVC pipeline (trained on the corpus) predicting them;
+4. batch peak memory (PSS of the process tree) at 50,000 and 200,000 rows.
+
+    .venv/bin/python benchmarks/inference.py [--rows 200000] [--small-rows 50000] [--skip-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import importlib.util
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import jieba
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _sibling(name: str) -> ModuleType:
+    """Another benchmark script as a module (`batch` would otherwise mean the project's package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+api_benchmark, batch_benchmark = _sibling("api"), _sibling("batch")
+drive, free_port, wait_ready = api_benchmark.drive, api_benchmark.free_port, api_benchmark.wait_ready
+run_classify = batch_benchmark.run_classify
+from model.classifier import TriageModel  # noqa: E402
+from model.persistence import load_model  # noqa: E402
+from model.registry import Registry  # noqa: E402
+from model.text import prepare_text  # noqa: E402
+from model.tokenize import Segmenter, raw_segment, shared_segmenter  # noqa: E402
+from training.dataset import CORPUS_PATH, load_corpus  # noqa: E402
+from training.train import train_and_register  # noqa: E402
+
+DEFAULT_MESSAGES = ROOT.parent / "shared" / "datasets" / "teddy2020c" / "messages_labeled.csv"
+TARGET_CHARS = 500
+
+
+def real_texts(path: Path) -> list[str] | None:
+    if not path.is_file():
+        print(f"real messages not found at {path}: using corpus sentences joined to ~{TARGET_CHARS} characters")
+        return None
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [f"{row['留言主题']} {row['留言详情']}" for row in csv.DictReader(handle)]
+
+
+def corpus_texts(count: int, seed: int = 0) -> list[str]:
+    """Corpus texts joined until each is about TARGET_CHARS long (new combinations, nothing external)."""
+    texts = [json.loads(line)["text"] for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines()]
+    rng = random.Random(seed)
+    joined = []
+    for _ in range(count):
+        text = ""
+        while len(text) < TARGET_CHARS:
+            text += rng.choice(texts)
+        joined.append(text)
+    return joined
+
+
+def model_in(registry: Path, segmenter: Segmenter) -> TriageModel:
+    if Registry(registry).current() is None:
+        print(f"training a {segmenter} model into {registry} (the corpus; a few minutes)")
+        train_and_register(load_corpus(), Registry(registry), {"segmenter": segmenter.value})
+    model, _ = load_model(Registry(registry).current_folder())
+    if model.trained_segmenter != segmenter:
+        raise SystemExit(f"{registry}: the current model uses {model.trained_segmenter}, not {segmenter}")
+    return model
+
+
+def median_ms(function: Callable[[str], object], texts: list[str], repeats: int = 3) -> float:
+    times = []
+    for text in texts:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function(text)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def one_text(models: dict[Segmenter, TriageModel], texts: list[str]) -> None:
+    sample = sorted(texts, key=lambda text: abs(len(text) - TARGET_CHARS))[:100]
+    print(f"\n1. one text in process ({len(sample)} texts, median {statistics.median(map(len, sample)):.0f} chars)")
+    for segmenter, model in models.items():
+        segment = raw_segment(segmenter)
+        model.predict(sample[:3])
+        model.predict(sample[:3], compiled=False)
+        cut = median_ms(lambda text, segment=segment: segment(prepare_text(text)), sample)  # type: ignore[misc]
+        fast = median_ms(lambda text, model=model: model.predict([text]), sample)  # type: ignore[misc]
+        slow = median_ms(lambda text, model=model: model.predict([text], compiled=False), sample)  # type: ignore[misc]
+        print(
+            f"   {segmenter:<7} segmentation {cut:6.2f} ms | predict compiled {fast:6.2f} ms = {fast / cut:4.2f}x "
+            f"segmentation | scikit-learn path {slow:6.2f} ms = {slow / cut:4.1f}x"
+        )
+        if segmenter == Segmenter.JIEBA:
+            verdict = "met" if fast <= 1.5 * cut else "MISSED"
+            print(f"   target predict <= 1.5x jieba segmentation: {verdict} ({fast / cut:.2f}x)")
+        else:
+            print(f"   target with rjieba <= 1 ms median: {'met' if fast <= 1.0 else 'MISSED'} ({fast:.2f} ms)")
+
+
+def http(registry: Path, texts: list[str], requests: int) -> None:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="triage-inference-") as scratch:
+        env = {
+            **os.environ,
+            "TRIAGE_REGISTRY": str(registry),
+            "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
+        }
+        env.pop("TRIAGE_API_KEYS", None)
+        command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        with (Path(scratch) / "server.log").open("wb") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", process)
+                results = asyncio.run(_http_runs(port, texts, requests))
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    health, classify, submit = results
+    base = health.percentile(0.5)
+    print(f"\n2. HTTP at concurrency 1, {requests} requests each, model in {registry}")
+    for result, limit in ((health, None), (classify, 3.0), (submit, 5.0)):
+        p50 = result.percentile(0.5)
+        line = (
+            f"   {result.name:<18} p50 {p50:6.2f} ms  p99 {result.percentile(0.99):6.2f} ms  {p50 / base:5.1f}x healthz"
+        )
+        if limit is not None:
+            line += f"  (target <= {limit:.0f}x: {'met' if p50 <= limit * base else 'MISSED'})"
+        print(line + (f"  errors {result.errors}" if result.errors else ""))
+
+
+async def _http_runs(port: int, texts: list[str], requests: int) -> list:  # type: ignore[type-arg]
+    host, rng = "127.0.0.1", random.Random(0)
+    await drive(host, port, "warm-up", "POST", "/v1/classify", [{"text": t} for t in texts[:20]], 1)
+    health = await drive(host, port, "GET /healthz", "GET", "/healthz", [None] * requests, 1)
+    bodies = [{"text": rng.choice(texts)} for _ in range(requests)]
+    classify = await drive(host, port, "POST /v1/classify", "POST", "/v1/classify", bodies, 1)
+    bodies = [{"text": rng.choice(texts), "channel": "web"} for _ in range(requests)]
+    submit = await drive(host, port, "POST /v1/petitions", "POST", "/v1/petitions", bodies, 1)
+    return [health, classify, submit]
+
+
+def write_rows(path: Path, texts: list[str], rows: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text"])
+        for index in range(rows):
+            writer.writerow([f"R{index:07d}", rng.choice(texts)])
+
+
+def plain_pipeline() -> tuple[TfidfVectorizer, LinearSVC]:
+    """The baseline of the issue: jieba word TF-IDF + LinearSVC, scikit-learn defaults, corpus-trained."""
+    corpus = load_corpus()
+    segmenter = shared_segmenter()
+    vectorizer = TfidfVectorizer(tokenizer=segmenter.lcut, token_pattern=None, lowercase=False)
+    classifier = LinearSVC().fit(vectorizer.fit_transform(corpus.texts), corpus.labels)
+    return vectorizer, classifier
+
+
+def rows_per_second(function: Callable[[list[str]], object], texts: list[str], chunk: int = 256) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), chunk):
+        function(texts[start : start + chunk])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def batch(registries: dict[Segmenter, Path], texts: list[str], rows: int, small_rows: int, sample: int) -> None:
+    rng = random.Random(1)
+    timed = [rng.choice(texts) for _ in range(sample)]
+    jieba_cut = raw_segment(Segmenter.JIEBA)
+    jieba_rate = rows_per_second(lambda chunk: [jieba_cut(prepare_text(t)) for t in chunk], timed)
+    vectorizer, classifier = plain_pipeline()
+    plain_rate = rows_per_second(lambda chunk: classifier.predict(vectorizer.transform(chunk)), timed)
+    print(f"\n3. batch on {sample} real-length rows (median {statistics.median(map(len, timed)):.0f} chars)")
+    print(f"   jieba segmentation, one core:               {jieba_rate:7.0f} rows/s")
+    print(f"   plain jieba TF-IDF + LinearSVC, one core:   {plain_rate:7.0f} rows/s")
+    with tempfile.TemporaryDirectory(prefix="triage-inference-") as scratch:
+        source = Path(scratch) / "rows.csv"
+        write_rows(source, texts, sample)
+        tiny = Path(scratch) / "tiny.csv"
+        write_rows(tiny, texts, 10)
+        for segmenter, registry in registries.items():
+            start_up, _ = run_classify(tiny, 2, registry)
+            elapsed, _ = run_classify(source, 2, registry)
+            rate = sample / (elapsed - start_up)
+            print(
+                f"   triage classify --jobs 2, {segmenter:<7}      {rate:7.0f} rows/s = {rate / jieba_rate:4.2f}x "
+                f"jieba one core, {rate / plain_rate:4.2f}x plain pipeline ({elapsed:.1f}s wall, less "
+                f"{start_up:.1f}s start-up measured on 10 rows)"
+            )
+            if segmenter == Segmenter.JIEBA:
+                print(f"   target >= 1.5x jieba one core: {'met' if rate >= 1.5 * jieba_rate else 'MISSED'}")
+            else:
+                print(f"   target >= 4x plain pipeline: {'met' if rate >= 4 * plain_rate else 'MISSED'}")
+        print(f"\n4. batch peak memory, triage classify --jobs 2 ({', '.join(map(str, registries))})")
+        for count in (small_rows, rows):
+            if not count:
+                continue
+            big = Path(scratch) / f"rows{count}.csv"
+            write_rows(big, texts, count, seed=2)
+            for segmenter, registry in registries.items():
+                elapsed, peak = run_classify(big, 2, registry)
+                print(
+                    f"   {count:>7} rows, {segmenter:<7}: peak {peak / 1024:5.0f} MB (PSS, process tree), "
+                    f"{count / elapsed:6.0f} rows/s; target < 500 MB: {'met' if peak < 500 * 1024 else 'MISSED'}"
+                )
+            big.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=Path, default=DEFAULT_MESSAGES, help="real messages CSV (evaluation)")
+    parser.add_argument("--jieba-registry", type=Path, default=ROOT / "models")
+    parser.add_argument("--rjieba-registry", type=Path, default=ROOT / "models-rjieba")
+    parser.add_argument("--requests", type=int, default=300, help="HTTP requests per endpoint")
+    parser.add_argument("--sample", type=int, default=5000, help="rows for the batch rates")
+    parser.add_argument("--rows", type=int, default=200_000, help="rows of the large memory run (0: skip)")
+    parser.add_argument("--small-rows", type=int, default=50_000, help="rows of the small memory run (0: skip)")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+
+    texts = real_texts(args.messages) or corpus_texts(2000)
+    texts = [text for text in texts if len(text) >= 100]
+    jieba.setLogLevel(60)
+    registries = {Segmenter.JIEBA: args.jieba_registry, Segmenter.RJIEBA: args.rjieba_registry}
+    models = {segmenter: model_in(registry, segmenter) for segmenter, registry in registries.items()}
+    print(f"{os.cpu_count()} cores; {len(texts)} texts, median {statistics.median(map(len, texts)):.0f} chars")
+    one_text(models, texts)
+    del models
+    if not args.skip_http:
+        for registry in registries.values():
+            http(registry, texts, args.requests)
+    batch(registries, texts, args.rows, args.small_rows, args.sample)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
