@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +163,34 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 300
     raise SystemExit("server did not become ready")
 
 
+@contextmanager
+def running_server(registry: Path, synchronous: str = "FULL", workers: int = 1) -> Iterator[tuple[int, float]]:
+    """The real server on a free loopback port with a throw-away database: (port, seconds until ready)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="triage-bench-") as scratch:
+        env = {
+            **os.environ,
+            "TRIAGE_REGISTRY": str(registry),
+            "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
+            "TRIAGE_SQLITE_SYNCHRONOUS": synchronous,
+        }
+        env.pop("TRIAGE_API_KEYS", None)
+        command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--no-access-log", "--workers", str(workers)]
+        with (Path(scratch) / "server.log").open("wb") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+            try:
+                started = time.perf_counter()
+                wait_ready(f"http://127.0.0.1:{port}", process)
+                yield port, time.perf_counter() - started
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="requests per endpoint")
@@ -172,54 +202,14 @@ def main() -> None:
 
     registry = args.registry or Settings().registry
     ensure_model(registry, echo=lambda message: print(message, file=sys.stderr))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="triage-bench-") as scratch:
-        env = {
-            **os.environ,
-            "TRIAGE_REGISTRY": str(registry),
-            "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-            "TRIAGE_SQLITE_SYNCHRONOUS": args.synchronous,
-        }
-        env.pop("TRIAGE_API_KEYS", None)
-        log = Path(scratch) / "server.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "service.app:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                    "--workers",
-                    str(args.workers),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=sink,
-            )
-            try:
-                started = time.perf_counter()
-                wait_ready(base, process)
-                print(
-                    f"server ready in {time.perf_counter() - started:.1f}s (model load included); "
-                    f"{args.requests} requests per endpoint at concurrency {args.concurrency}, "
-                    f"SQLite synchronous={args.synchronous}, {args.workers} worker process(es)"
-                )
-                results = asyncio.run(run(port, args.requests, args.concurrency, load_texts()))
-            finally:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        report(results)
+    with running_server(registry, args.synchronous, args.workers) as (port, ready_seconds):
+        print(
+            f"server ready in {ready_seconds:.1f}s (model load included); "
+            f"{args.requests} requests per endpoint at concurrency {args.concurrency}, "
+            f"SQLite synchronous={args.synchronous}, {args.workers} worker process(es)"
+        )
+        results = asyncio.run(run(port, args.requests, args.concurrency, load_texts()))
+    report(results)
 
 
 def report(results: list[Result]) -> None:

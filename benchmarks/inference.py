@@ -25,9 +25,7 @@ import importlib.util
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +52,7 @@ def _sibling(name: str) -> ModuleType:
 
 
 api_benchmark, batch_benchmark = _sibling("api"), _sibling("batch")
-drive, free_port, wait_ready = api_benchmark.drive, api_benchmark.free_port, api_benchmark.wait_ready
+drive, running_server = api_benchmark.drive, api_benchmark.running_server
 run_classify = batch_benchmark.run_classify
 from model.classifier import TriageModel  # noqa: E402
 from model.persistence import load_model  # noqa: E402
@@ -131,27 +129,8 @@ def one_text(models: dict[Segmenter, TriageModel], texts: list[str]) -> None:
 
 
 def http(registry: Path, texts: list[str], requests: int) -> None:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="triage-inference-") as scratch:
-        env = {
-            **os.environ,
-            "TRIAGE_REGISTRY": str(registry),
-            "TRIAGE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-        }
-        env.pop("TRIAGE_API_KEYS", None)
-        command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-        with (Path(scratch) / "server.log").open("wb") as sink:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-            try:
-                wait_ready(f"http://127.0.0.1:{port}", process)
-                results = asyncio.run(_http_runs(port, texts, requests))
-            finally:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+    with running_server(registry) as (port, _):
+        results = asyncio.run(_http_runs(port, texts, requests))
     health, classify, submit = results
     base = health.percentile(0.5)
     print(f"\n2. HTTP at concurrency 1, {requests} requests each, model in {registry}")
