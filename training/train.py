@@ -21,6 +21,7 @@ from model.metrics import evaluate_model
 from model.persistence import Manifest, save_model, write_manifest
 from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
+from model.tokenize import Segmenter
 from training.dataset import LabelledData, real_text_record_path
 from training.labels import RareLabel, rare_rows
 from training.mixing import WeightChoice, choose_office_weight, mix
@@ -126,7 +127,9 @@ def recorded_real_text_figures(data: LabelledData, parameters: dict[str, Any]) -
     if not path.is_file():
         return None
     record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    if record.get("training_data_sha256") != data.fingerprint() or record.get("parameters") != parameters:
+    # Records from before the segmenter setting were measured with jieba.
+    recorded_parameters = {"segmenter": Segmenter.JIEBA.value, **record.get("parameters", {})}
+    if record.get("training_data_sha256") != data.fingerprint() or recorded_parameters != parameters:
         return None
     return record
 
