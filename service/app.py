@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             {"name": "queues 队列", "description": "队列统计、列表、领取 / counts, items, claim"},
             {"name": "hotspots 热点", "description": "热点聚类与导出 / hot-topic clusters and export"},
+            {"name": "stats 统计", "description": "建议采纳情况（按周、按部门）/ acceptance of suggestions"},
             {"name": "system 系统", "description": "模型、健康检查、指标 / model, health, metrics"},
         ],
     )

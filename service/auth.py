@@ -3,7 +3,9 @@
 Keys are compared in constant time and never logged (the key's name is). Roles: `clerk`
 (classify, submit, read, search, route, note, close; claim from manual_triage), `department`
 (in its own queue only: read, search, claim, accept, return, note, extend, close), `admin`
-(everything, including model reload). Which status an action may start from is store/workflow.py.
+(everything, including model reload). Views across all queues (hot topics, acceptance statistics)
+are for clerks and admins: a department key gets 403, as for another department's queue. Which
+status an action may start from is store/workflow.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Permission(StrEnum):
     RELOAD_MODEL = "reload_model"
     OVERRIDE_LEASE = "override_lease"  # close an item claimed by another worker
     READ_HOTSPOTS = "read_hotspots"  # hot-topic clusters across all queues
+    READ_STATS = "read_stats"  # acceptance of the suggestions across all departments (GET /v1/stats)
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -45,6 +48,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_ALL_QUEUES,
             Permission.SEE_TEXT,
             Permission.READ_HOTSPOTS,
+            Permission.READ_STATS,
         }
     ),
     Role.DEPARTMENT: frozenset({Permission.CLOSE, Permission.CLAIM_OWN_QUEUE, Permission.HANDLE, Permission.NOTE}),

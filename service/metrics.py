@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.logging import log_event
-from store import QueueCounts
+from store import Decision, QueueCounts
 
 QueueCountsSource = Callable[[], Mapping[str, QueueCounts]]
 
@@ -25,6 +25,7 @@ logger = logging.getLogger("triage.metrics")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only double the scrape size here
 
+NO_DEPARTMENT = "none"  # the department label of a suggestion without one (a model with no department head)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -83,6 +84,20 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
+        # Acceptance of the suggestions, by suggested department (GET /v1/stats has the same per week,
+        # read from the database; these count in this process since it started).
+        self.suggestions = Counter(
+            "triage_suggestions_total",
+            "Stored petitions by suggested department and whether they need review / 各部门建议件数（是否需人工分流）",
+            ["department", "needs_review"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "triage_route_decisions_total",
+            "Decisions on suggestions (accepted, corrected, rerouted) by suggested department / 对建议的决定",
+            ["decision", "department", "auto_routed"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "triage_model_info", "Loaded model version / 当前模型版本", ["version"], registry=self.registry
         )
@@ -99,6 +114,16 @@ class Metrics:
             self.predictions.labels(head=name, label=head.label).inc()
         if needs_review:
             self.needs_review.inc()
+
+    def observe_suggestion(self, department: str | None, needs_review: bool) -> None:
+        """A petition was stored with this suggestion."""
+        self.suggestions.labels(department=department or NO_DEPARTMENT, needs_review=str(needs_review).lower()).inc()
+
+    def observe_decision(self, decision: Decision, department: str | None, auto_routed: bool) -> None:
+        """A clerk's decision on a suggestion of `department` was recorded as feedback."""
+        self.decisions.labels(
+            decision=decision, department=department or NO_DEPARTMENT, auto_routed=str(auto_routed).lower()
+        ).inc()
 
     def observe_request(self, method: str, route: str, status: int, started: float) -> float:
         elapsed = time.perf_counter() - started

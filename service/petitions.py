@@ -280,6 +280,8 @@ def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> Submi
     else:
         outcome = Submitted(existing, created=False)
     petition = store.get(outcome.petition_id, with_history=False)
+    if outcome.created:
+        intake.metrics.observe_suggestion(petition.predicted_department, petition.needs_review)
     if not outcome.created and petition.text != text:
         raise conflict_error(outcome.petition_id)
     intake.metrics.submissions.labels(outcome="created" if outcome.created else "duplicate").inc()
@@ -344,6 +346,7 @@ def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
         petition = intake.store.get(outcome.petition_id, with_history=False)
         if outcome.created:
             intake.metrics.observe_predictions(prediction.heads, prediction.needs_review)
+            intake.metrics.observe_suggestion(petition.predicted_department, petition.needs_review)
         results[index] = BatchItemOut(
             index=index, ok=True, petition=submit_out(intake.taxonomy, petition, outcome.created)
         )
@@ -416,21 +419,25 @@ def read(
 def route(
     store: QueueStore,
     taxonomy: Taxonomy,
+    metrics: Metrics,
     petition_id: int,
     principal: Principal,
     department: str,
     domain: str | None,
     note: str | None,
 ) -> PetitionOut:
-    """Confirm or correct the route; a correction is recorded as feedback for retraining."""
+    """Confirm or correct the route; the decision on the suggestion is recorded as feedback and counted."""
     if department not in taxonomy.departments:
         raise unknown_label("department", "部门", department, taxonomy.departments)
     if domain is not None and domain not in taxonomy.domains:
         raise unknown_label("domain", "领域", domain, taxonomy.domains)
     with answering_store_errors(petition_id, store):
-        petition, correction = store.route(
+        routed = store.route(
             petition_id, department, domain=domain, note=note, actor=principal.name, role=principal.role
         )
+    petition = routed.petition
+    if routed.decision is not None:
+        metrics.observe_decision(routed.decision, petition.predicted_department, petition.auto_routed)
     log_event(
         logger,
         logging.INFO,
@@ -438,7 +445,8 @@ def route(
         petition_id=petition_id,
         department=department,
         domain=petition.domain,
-        correction=correction,
+        correction=routed.correction,
+        decision=routed.decision,
         actor=principal.name,
     )
     return petition_out(taxonomy, principal, petition)

@@ -7,7 +7,7 @@ enums (store/vocabulary.py), so the OpenAPI schema lists their values.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -543,3 +543,60 @@ class HotspotsOut(BaseModel):
     clustered: int = Field(description="属于某个热点的件数 / petitions in some cluster")
     formula: str = Field(description="热度计算公式 / how heat is computed")
     clusters: list[HotspotOut]
+
+
+class MeasureOut(BaseModel):
+    id: str = Field(
+        description="稳定编号（即统计字段名）/ stable id, the field name in `counts`", examples=["accepted"]
+    )
+    name: str = Field(description="中文名称 / Chinese label", examples=["采纳建议"])
+
+
+class StatsCountsOut(BaseModel):
+    suggested: int = Field(description="登记时给出建议的件数 / petitions registered with a suggestion")
+    needs_review: int = Field(description="其中需人工分流 / of which needed review (manual triage)")
+    auto_routed: int = Field(description="其中自动分流 / of which went straight to the department")
+    accepted: int = Field(description="采纳建议（含确认自动分流）/ suggestions accepted as is")
+    corrected: int = Field(description="人工分流时更正 / suggestions under review routed elsewhere")
+    rerouted: int = Field(description="分流后改派 / routes in effect changed later")
+    rerouted_auto: int = Field(description="其中自动分流后改派 / of which had been auto-routed")
+    needs_review_share: float | None = Field(
+        description="需人工分流占比（无建议时为 null）/ needs_review / suggested (null when none)"
+    )
+    accepted_share: float | None = Field(
+        description="采纳率：采纳 /（采纳+更正+改派）/ accepted / (accepted + corrected + rerouted)"
+    )
+
+
+class CorrectionOut(BaseModel):
+    from_department: str | None = Field(description="建议部门（null：模型无部门建议）/ suggested department")
+    from_name: str = Field(description="建议部门名称 / its Chinese name")
+    to_department: str = Field(description="改为部门 / department decided")
+    to_name: str = Field(description="改为部门名称 / its Chinese name")
+    count: int
+
+
+class DepartmentStatsOut(BaseModel):
+    department: str | None = Field(description="建议部门（null：模型无部门建议）/ suggested department id")
+    name: str = Field(description="部门名称 / Chinese name")
+    counts: StatsCountsOut
+    top_corrections: list[CorrectionOut] = Field(description="最常见的更正（建议 → 改为）/ most frequent corrections")
+
+
+class WeekStatsOut(BaseModel):
+    week: str = Field(description="ISO 周 / ISO week", examples=["2026-W48"])
+    start: date = Field(description="周一（北京时间）/ Monday, China Standard Time")
+    end: date = Field(description="周日 / Sunday")
+    counts: StatsCountsOut
+    departments: list[DepartmentStatsOut] = Field(description="按建议部门 / by suggested department")
+
+
+class StatsOut(BaseModel):
+    weeks: int = Field(description="周数（含本周）/ weeks, this one included")
+    since: datetime = Field(description="首周周一 0 时 / start of the first week")
+    until: datetime = Field(description="统计截至 / counted up to")
+    measures: list[MeasureOut] = Field(description="各统计项的中文名称 / Chinese labels of the measures")
+    counts: StatsCountsOut = Field(description="全部合计 / all weeks and departments")
+    by_week: list[WeekStatsOut] = Field(description="按周（由早到晚）/ per week, oldest first")
+    by_department: list[DepartmentStatsOut] = Field(description="按建议部门合计 / per suggested department")
+    top_corrections: list[CorrectionOut] = Field(description="最常见的更正 / most frequent corrections")

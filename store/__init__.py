@@ -19,6 +19,7 @@ from store.errors import (
 )
 from store.petitions import QueueStore, known_queues, utcnow
 from store.records import (
+    DecisionCount,
     HistoryEntry,
     Lease,
     PetitionBrief,
@@ -27,9 +28,11 @@ from store.records import (
     PetitionRecord,
     QueueCounts,
     RecentPetition,
+    Routed,
     RouteDecision,
     Submission,
     Submitted,
+    SuggestionCount,
 )
 from store.rules import Deadlines, PredictionDocument, prediction_document, suggested_queue
 from store.vocabulary import (
@@ -54,6 +57,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Deadlines",
     "Decision",
+    "DecisionCount",
     "DriverMissing",
     "ExtensionRefused",
     "HistoryEntry",
@@ -74,11 +78,13 @@ __all__ = [
     "RecentPetition",
     "Role",
     "RouteDecision",
+    "Routed",
     "SortOrder",
     "Status",
     "StoreError",
     "Submission",
     "Submitted",
+    "SuggestionCount",
     "UnknownQueue",
     "WriteConflict",
     "known_queues",

@@ -41,6 +41,7 @@ from store.errors import (
 )
 from store.migrations import migrate
 from store.records import (
+    DecisionCount,
     HistoryEntry,
     PetitionBrief,
     Petitioner,
@@ -48,13 +49,15 @@ from store.records import (
     PetitionRecord,
     QueueCounts,
     RecentPetition,
+    Routed,
     RouteDecision,
     Submission,
     Submitted,
+    SuggestionCount,
 )
 from store.rules import Deadlines
 from store.schema import MAX_PETITION_ID, feedback, history, petitions
-from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Clock, Role, SortOrder, Status
+from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Clock, Decision, Role, SortOrder, Status
 
 T = TypeVar("T")
 
@@ -114,6 +117,11 @@ def _query_condition(query: PetitionQuery, now: datetime) -> ColumnElement[bool]
     if query.text and query.text.strip():
         conditions.append(_text_match(query.text))
     return and_(*conditions)
+
+
+def _week_of(column: Any, starts: Sequence[datetime]) -> ColumnElement[int]:
+    """The index of the last of the ascending `starts` at or before the column's time (-1 before them all)."""
+    return case(*((column >= start, index) for index, start in reversed(list(enumerate(starts)))), else_=-1)
 
 
 def _ordering(sort: SortOrder) -> list[Any]:
@@ -378,6 +386,59 @@ class QueueStore:
             query = query.where(feedback.c.created_at >= since)
         with self._read() as conn:
             return [RouteDecision.from_row(row) for row in conn.execute(query).mappings()]
+
+    def suggestions_by_week(self, starts: Sequence[datetime], until: datetime) -> list[SuggestionCount]:
+        """Petitions registered from `starts[0]` until `until`, counted by week, suggested department and
+        whether they needed review (the week is grouped in a subquery: PostgreSQL cannot match a GROUP BY
+        expression whose bound parameters differ from the SELECT's)."""
+        weekly = (
+            select(
+                _week_of(petitions.c.created_at, starts).label("week"),
+                petitions.c.predicted_department.label("department"),
+                petitions.c.needs_review,
+            )
+            .where(petitions.c.created_at >= starts[0], petitions.c.created_at < until)
+            .subquery()
+        )
+        stmt = select(weekly, func.count().label("count")).group_by(*weekly.c)
+        with self._read() as conn:
+            return [
+                SuggestionCount(
+                    week=row["week"],
+                    department=row["department"],
+                    needs_review=bool(row["needs_review"]),
+                    count=row["count"],
+                )
+                for row in conn.execute(stmt).mappings()
+            ]
+
+    def decisions_by_week(self, starts: Sequence[datetime], until: datetime) -> list[DecisionCount]:
+        """Decisions on suggestions taken from `starts[0]` until `until`, counted by week, suggested and
+        decided department, kind of decision and whether the suggestion had been routed automatically."""
+        weekly = (
+            select(
+                _week_of(feedback.c.created_at, starts).label("week"),
+                feedback.c.predicted_department.label("suggested"),
+                feedback.c.corrected_department.label("decided"),
+                feedback.c.decision,
+                feedback.c.auto_routed,
+            )
+            .where(feedback.c.created_at >= starts[0], feedback.c.created_at < until)
+            .subquery()
+        )
+        stmt = select(weekly, func.count().label("count")).group_by(*weekly.c)
+        with self._read() as conn:
+            return [
+                DecisionCount(
+                    week=row["week"],
+                    suggested=row["suggested"],
+                    decided=row["decided"],
+                    decision=Decision(row["decision"]),
+                    auto_routed=bool(row["auto_routed"]),
+                    count=row["count"],
+                )
+                for row in conn.execute(stmt).mappings()
+            ]
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -651,8 +712,8 @@ class QueueStore:
         actor: str,
         role: Role,
         now: datetime | None = None,
-    ) -> tuple[PetitionRecord, bool]:
-        """Confirm or correct the route; returns (petition, was_correction).
+    ) -> Routed:
+        """Confirm or correct the route.
 
         Every decision that accepts, corrects or changes a route is recorded as feedback (see
         `PetitionRecord.decision_on`).
@@ -701,7 +762,7 @@ class QueueStore:
                         corrected_department=department,
                     )
                 )
-        return self.get(petition_id, now=now), correction
+        return Routed(self.get(petition_id, now=now), correction, decision)
 
     def link(
         self,

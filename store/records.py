@@ -218,6 +218,38 @@ class RouteDecision:
 
 
 @dataclass(frozen=True)
+class Routed:
+    """The outcome of a route: the petition, whether the route differs from the suggestion, and the decision
+    recorded as feedback (None when the route was confirmed again and nothing changed)."""
+
+    petition: PetitionRecord
+    correction: bool
+    decision: Decision | None
+
+
+@dataclass(frozen=True)
+class SuggestionCount:
+    """Petitions registered in one week with one suggested department, by whether they needed review."""
+
+    week: int  # index of the week's start among the starts asked for
+    department: str | None  # the suggested department; None when the model had no department head
+    needs_review: bool
+    count: int
+
+
+@dataclass(frozen=True)
+class DecisionCount:
+    """Decisions of one kind taken in one week on suggestions of one department, by the route decided."""
+
+    week: int
+    suggested: str | None  # the model's suggested department
+    decided: str  # the department decided (for an acceptance, the suggestion itself)
+    decision: Decision
+    auto_routed: bool  # the suggestion had gone straight to the department, without review
+    count: int
+
+
+@dataclass(frozen=True)
 class PetitionBrief:
     """What a list of related petitions shows about each: enough to judge and open it."""
 

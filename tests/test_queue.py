@@ -180,12 +180,16 @@ def test_expired_lease_returns_the_item_to_the_queue(store: QueueStore) -> None:
 def test_route_confirms_or_corrects_and_records_feedback(store: QueueStore) -> None:
     confirmed = store.submit(submission("确认"))
     corrected = store.submit(submission("更正"))
-    petition, correction = store.route(confirmed.petition_id, "housing", actor="clerk", role="clerk")
-    assert not correction and petition.status == "routed" and petition.handed_over_at is not None
-    petition, correction = store.route(
+    routed = store.route(confirmed.petition_id, "housing", actor="clerk", role="clerk")
+    petition = routed.petition
+    assert not routed.correction and petition.status == "routed" and petition.handed_over_at is not None
+    assert routed.decision == "accepted"
+    routed = store.route(
         corrected.petition_id, "natural_resources", domain="other", note="不动产登记", actor="clerk", role="clerk"
     )
-    assert correction and petition.queue == "natural_resources" and petition.domain == "other"
+    petition = routed.petition
+    assert routed.correction and routed.decision == "rerouted"
+    assert petition.queue == "natural_resources" and petition.domain == "other"
     assert petition.history[-1].action == "corrected" and petition.history[-1].note == "不动产登记"
     accepted, item = store.feedback()  # both were auto-routed: one confirmed, one re-routed
     assert (accepted.petition_id, accepted.decision, accepted.corrected_department) == (
@@ -362,7 +366,7 @@ def test_every_decision_on_a_suggestion_is_a_labelled_example(store: QueueStore,
     corrected = store.submit(submission("路灯不亮", prediction=prediction(confident=False))).petition_id
     auto = store.submit(submission("小区停车难")).petition_id
     store.route(accepted, "housing", actor="clerk-1", role="clerk")
-    store.route(accepted, "housing", actor="clerk-1", role="clerk")  # confirming again changes nothing
+    assert store.route(accepted, "housing", actor="clerk-1", role="clerk").decision is None  # changes nothing
     store.route(corrected, "urban_management", domain="other", actor="clerk-1", role="clerk")
     store.route(corrected, "transport", domain="other", actor="clerk-2", role="admin")  # later re-route
     store.route(auto, "public_security", domain="other", actor="clerk-2", role="clerk")

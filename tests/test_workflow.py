@@ -109,7 +109,7 @@ def test_return_goes_to_the_top_of_manual_triage_and_ends_the_assignment(store: 
     # a clerk's lease on it runs out: it reads as returned again, then a route sends it on
     store.claim(MANUAL_TRIAGE, "clerk", lease_seconds=60, now=FRIDAY)
     assert store.get(petition_id, now=FRIDAY + DAY).status == Status.RETURNED
-    rerouted, _ = store.route(petition_id, "natural_resources", actor="clerk", role="clerk", now=FRIDAY + DAY)
+    rerouted = store.route(petition_id, "natural_resources", actor="clerk", role="clerk", now=FRIDAY + DAY).petition
     assert rerouted.status == Status.ROUTED and rerouted.queue == "natural_resources"
     assert store.get(petition_id, now=FRIDAY + 2 * DAY).status == Status.ROUTED
 

@@ -17,6 +17,7 @@ from service.api.deps import (
     CurrentUser,
     HandlingUser,
     IntakeDep,
+    MetricsDep,
     NotingUser,
     RoutingUser,
     SettingsDep,
@@ -166,11 +167,17 @@ def get_petition(
     summary="确认或更正分流 / Confirm or correct the route",
 )
 def route_petition(
-    petition_id: PetitionId, body: RouteIn, store: StoreDep, taxonomy: TaxonomyDep, principal: RoutingUser
+    petition_id: PetitionId,
+    body: RouteIn,
+    store: StoreDep,
+    taxonomy: TaxonomyDep,
+    metrics: MetricsDep,
+    principal: RoutingUser,
 ) -> PetitionOut:
-    """转入指定部门队列；与模型预测不同时记为反馈用于再训练。/ Moves the petition to the department's queue;
-    when it differs from the prediction, the correction is recorded as feedback for retraining."""
-    return petitions.route(store, taxonomy, petition_id, principal, body.department, body.domain, body.note)
+    """转入指定部门队列；对模型建议的决定（采纳、更正、改派）记为反馈，用于再训练和采纳统计。/ Moves the petition to
+    the department's queue; the decision on the suggestion (accepted, corrected, re-routed) is recorded as
+    feedback, for retraining and for `GET /v1/stats`."""
+    return petitions.route(store, taxonomy, metrics, petition_id, principal, body.department, body.domain, body.note)
 
 
 @router.post(
