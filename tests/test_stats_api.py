@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -129,4 +130,4 @@ def test_weeks_start_on_monday_china_time() -> None:
     sunday_night_utc = datetime(2026, 11, 29, 17, 30, tzinfo=UTC)  # Monday 01:30 in Beijing
     starts = week_starts(sunday_night_utc, 3)
     assert starts[-1] == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)  # Monday 30 November, 00:00 +08:00
-    assert [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)] == [timedelta(days=7)] * 2
+    assert [later - earlier for earlier, later in pairwise(starts)] == [timedelta(days=7)] * 2
