@@ -261,6 +261,7 @@
     $("user-department").textContent = me.department ? `部门：${me.department_name || me.department}` : "";
     const mayIntake = can("intake");
     $("hotspots-link").hidden = !can("read_hotspots");
+    $("stats-button").hidden = !can("read_stats");
     const handles = can("handle") && !mayIntake;  // a department: its own work list, not intake
     const title = handles ? "承办工作台" : "登记台";
     $("view-title").textContent = title;
@@ -632,11 +633,9 @@
       const page = await api("GET",
         `/v1/queues/${encodeURIComponent(queue)}?limit=${PAGE_SIZE}&offset=${offset}${filter}`);
       state.board = { queue, offset, total: page.total, status };
-      $("results-view").hidden = true;
       if (focus) showMessage("board-message", "");
       renderQueue(page);
-      $("queues-view").hidden = true;
-      $("queue-view").hidden = false;
+      showBoardView("queue-view");
       if (focus) $("queue-title").focus();
     } catch (failure) {
       fail("board-message", failure, "无法打开队列：");
@@ -924,9 +923,7 @@
         ? `第 ${offset + 1}–${Math.min(offset + PAGE_SIZE, page.total)} 件` : "";
       $("results-prev").disabled = offset <= 0;
       $("results-next").disabled = offset + PAGE_SIZE >= page.total;
-      $("queues-view").hidden = true;
-      $("queue-view").hidden = true;
-      $("results-view").hidden = false;
+      showBoardView("results-view");
       showMessage("board-message", "");
     } catch (failure) {
       fail("board-message", failure, "查找失败：");
@@ -972,12 +969,76 @@
     }
   }
 
+  /** Show one of the board's views (queue counts, one queue, search results, acceptance statistics). */
+  function showBoardView(id) {
+    for (const view of ["queues-view", "queue-view", "results-view", "stats-view"]) $(view).hidden = view !== id;
+  }
+
   function backToBoard() {
     state.board = { queue: null, offset: 0, total: 0, status: "" };
-    $("queue-view").hidden = true;
-    $("results-view").hidden = true;
-    $("queues-view").hidden = false;
+    showBoardView("queues-view");
     refreshBoard();
+  }
+
+  // -- acceptance statistics (GET /v1/stats) -----------------------------------------------------------
+
+  const DECISIONS = ["accepted", "corrected", "rerouted"];
+
+  /** Per week: the decisions on suggestions as one stacked bar, and the share that needed review. Labels
+   * come from the answer's `measures` (the server's), so the page keeps no copies of them. */
+  async function loadStats(focus) {
+    try {
+      const weeks = $("stats-weeks").value;
+      const answer = await api("GET", `/v1/stats?weeks=${encodeURIComponent(weeks)}`);
+      renderStats(answer);
+      showBoardView("stats-view");
+      showMessage("board-message", "");
+      if (focus) $("stats-title").focus();
+    } catch (failure) {
+      fail("board-message", failure, "无法获取采纳统计：");
+    }
+  }
+
+  function renderStats(answer) {
+    const name = Object.fromEntries(answer.measures.map((measure) => [measure.id, measure.name]));
+    const share = (value) => (value === null ? "—" : pct(value));
+    const total = answer.counts;
+    $("stats-summary").textContent = `最近 ${answer.weeks} 周登记 ${total.suggested} 件，`
+      + `${name.needs_review_share} ${share(total.needs_review_share)}；${name.accepted} ${total.accepted}、`
+      + `${name.corrected} ${total.corrected}、${name.rerouted} ${total.rerouted}`
+      + `（${name.rerouted_auto} ${total.rerouted_auto}），${name.accepted_share} ${share(total.accepted_share)}。`;
+    $("stats-legend").replaceChildren(...DECISIONS.map((id) =>
+      el("span", {}, el("span", { class: `chart-fill fill-${id}` }), name[id])));
+    const most = Math.max(1, ...answer.by_week.map((week) => DECISIONS.reduce((sum, id) => sum + week.counts[id], 0)));
+    $("stats-chart").replaceChildren(...answer.by_week.slice().reverse().map((week) => {
+      const counts = week.counts;
+      const fills = DECISIONS.map((id) => {
+        const fill = el("span", { class: `chart-fill fill-${id}`, title: `${name[id]} ${counts[id]}` });
+        fill.style.width = `${(100 * counts[id]) / most}%`;
+        return fill;
+      });
+      const value = `${DECISIONS.map((id) => `${name[id]} ${counts[id]}`).join(" · ")} · `
+        + `${name.needs_review} ${share(counts.needs_review_share)}`;
+      const span = `${week.week}：${fmtDate(week.start)}–${fmtDate(week.end)}`;
+      return el("li", { class: "chart-row chart-static chart-week", "data-testid": "stats-week",
+        "data-week": week.week },
+        el("span", { class: "chart-label", text: `${fmtDate(week.start)} 起`, title: span }),
+        el("span", { class: "chart-bar stacked" }, ...fills),
+        el("span", { class: "chart-value", text: value }));
+    }));
+    const columns = ["suggested", "needs_review_share", "accepted", "corrected", "rerouted", "rerouted_auto",
+      "accepted_share"];
+    const table = $("stats-departments");
+    table.tHead.rows[0].replaceChildren(el("th", { scope: "col", text: "建议部门" }),
+      ...columns.map((id) => el("th", { scope: "col", text: name[id] })));
+    const cell = (counts, id) => (id.endsWith("_share") ? share(counts[id]) : String(counts[id]));
+    table.tBodies[0].replaceChildren(...(answer.by_department.length ? answer.by_department.map((row) =>
+      el("tr", { "data-department": row.department || "" }, el("th", { scope: "row", text: row.name }),
+        ...columns.map((id) => el("td", { text: cell(row.counts, id), "data-col": id }))))
+      : [el("tr", { class: "empty-row" }, el("td", { colSpan: columns.length + 1, text: "该时间范围内没有建议。" }))]));
+    $("stats-corrections").replaceChildren(...(answer.top_corrections.length
+      ? answer.top_corrections.map((item) => el("li", { text: `${item.from_name} → ${item.to_name}：${item.count} 件` }))
+      : [el("li", { text: "该时间范围内没有更正。" })]));
   }
 
   // -- wiring -------------------------------------------------------------------------------------
@@ -1044,6 +1105,9 @@
     $("export-button").addEventListener("click", exportList);
     $("print-button").addEventListener("click", () => window.print());
     $("back-to-queues").addEventListener("click", backToBoard);
+    $("stats-button").addEventListener("click", () => loadStats(true));
+    $("stats-weeks").addEventListener("change", () => loadStats(false));
+    $("back-from-stats").addEventListener("click", backToBoard);
     $("accept-item").addEventListener("click", () => step("accept", {}, "accept-item",
       (p) => `已受理，办理期限至 ${fmtDate(p.handling_due_at)}。`));
     $("note-form").addEventListener("submit", (event) => {
