@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from model.taxonomy import Taxonomy
 from training.dataset import LabelledData
 from training.labels import LabelMap, shares_taxonomy, unknown_labels
-from training.mixing import FeedbackMerge, merge_feedback
+from training.mixing import DEFAULT_OFFICE_WEIGHT, FeedbackMerge, merge_feedback
 from training.train import Mixing
 
 HEAD_NAMES_ZH = {"domain": "领域", "department": "部门"}
@@ -36,7 +36,7 @@ def prepare_office(
     corpus: LabelledData | None,
     taxonomy: Taxonomy,
     label_map: LabelMap | None = None,
-    office_weight: float | None = None,
+    office_weight: float | None = DEFAULT_OFFICE_WEIGHT,
 ) -> OfficeData:
     """Map labels, add the clerks' decisions, and mix in `corpus` unless the labels are the office's own."""
     rows = history
