@@ -15,7 +15,6 @@ coverage/precision per k, checks the issue's targets at k = 500, and draws the c
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections import defaultdict
@@ -28,12 +27,13 @@ from sklearn.model_selection import StratifiedKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.real_data import load_dev  # noqa: E402
 from model.classifier import TriageModel  # noqa: E402
 from model.features import cached_tokens  # noqa: E402
 from model.metrics import RoutingFigures, routing_outcome  # noqa: E402
 from training.dataset import LabelledData, load_corpus  # noqa: E402
 from training.labels import rare_rows  # noqa: E402
-from training.mixing import choose_office_weight  # noqa: E402
+from training.mixing import DEFAULT_OFFICE_WEIGHT, choose_office_weight  # noqa: E402
 from training.office import OFFICE_TARGET_PRECISION  # noqa: E402
 from training.train import Mixing, fit_mixed  # noqa: E402
 
@@ -47,22 +47,6 @@ class Cell:
     setting: str
     k: int
     figures: RoutingFigures
-
-
-def load_dev(folder: Path) -> LabelledData:
-    labels = {
-        row["id"]: row for row in csv.DictReader((folder / "labels_triage.tsv").open(encoding="utf-8"), delimiter="\t")
-    }
-    data = LabelledData(departments=[])
-    with (folder / "messages_labeled.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            label = labels[row["留言编号"]]
-            data.texts.append(f"{row['留言主题']} {row['留言详情']}")
-            data.labels.append(label["domain"])
-            assert data.departments is not None
-            data.departments.append(label["department"])
-            data.splits.append("train")
-    return data
 
 
 def figures(model: TriageModel, test: LabelledData) -> RoutingFigures:
@@ -80,7 +64,9 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--sizes", default="0,100,250,500,1000", help="office rows k, comma-separated")
     parser.add_argument(
-        "--choose-weight", action="store_true", help="choose the office weight by CV (as `triage train`)"
+        "--choose-weight",
+        action="store_true",
+        help="choose the office weight by CV (`triage train --office-weight auto`)",
     )
     parser.add_argument("--png", type=Path, default=ROOT / "reports" / "adaptation.png")
     args = parser.parse_args()
@@ -91,7 +77,7 @@ def main() -> int:
         )
         return 2
     sizes = [int(size) for size in args.sizes.split(",")]
-    dev, corpus = load_dev(args.dataset), load_corpus()
+    dev, corpus = load_dev(args.dataset).labelled(), load_corpus()
     cells: list[Cell] = []
     started = time.perf_counter()
     with cached_tokens():
@@ -108,7 +94,7 @@ def main() -> int:
                 office = dev.select([int(index) for index in drawn])
                 keep, _ = rare_rows(office, corpus.head_labels())
                 mixed = office.select(keep)
-                weight = choose_office_weight(corpus, mixed).weight if args.choose_weight else 1.0
+                weight = choose_office_weight(corpus, mixed).weight if args.choose_weight else DEFAULT_OFFICE_WEIGHT
                 model = fit_mixed(mixed, Mixing(corpus), weight, office_params())
                 cells.append(Cell("corpus + office", k, figures(model, test)))
                 cells.append(Cell("corpus only", k, figures(corpus_model, test)))

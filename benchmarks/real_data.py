@@ -53,6 +53,15 @@ class DevSet:
     labels: dict[str, np.ndarray]
     clear: np.ndarray
 
+    def labelled(self) -> LabelledData:
+        """The rows as training data (all in the train split), for benchmarks that train on part of them."""
+        return LabelledData(
+            texts=list(self.texts),
+            labels=self.labels["domain"].tolist(),
+            departments=self.labels["department"].tolist(),
+            splits=["train"] * len(self.texts),
+        )
+
 
 @dataclass(frozen=True)
 class HeadScores:
@@ -77,6 +86,7 @@ class Figures:
 
 
 def load_dev(folder: Path) -> DevSet:
+    """The labelled dev set: subject and body joined with a space, as an office file's two text columns are."""
     labels = {
         row["id"]: row for row in csv.DictReader((folder / "labels_triage.tsv").open(encoding="utf-8"), delimiter="\t")
     }

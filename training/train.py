@@ -24,7 +24,7 @@ from model.taxonomy import Taxonomy, load_taxonomy
 from model.tokenize import Segmenter
 from training.dataset import LabelledData, real_text_record_path
 from training.labels import RareLabel, rare_rows
-from training.mixing import WeightChoice, choose_office_weight, mix
+from training.mixing import DEFAULT_OFFICE_WEIGHT, WeightChoice, choose_office_weight, mix
 from training.promotion import COMPARISON_KEY, Comparison, compare_with_current, write_training_rows
 from training.report import write_report
 
@@ -194,7 +194,7 @@ class Mixing:
     """How the corpus joins an office's rows: `corpus` None trains on the office's rows alone."""
 
     corpus: LabelledData | None = None
-    office_weight: float | None = None  # None: chosen by cross-validation on the office's rows
+    office_weight: float | None = DEFAULT_OFFICE_WEIGHT  # None: chosen by cross-validation on the office's rows
 
 
 def fit_mixed(rows: LabelledData, mixing: Mixing, weight: float, params: dict[str, Any]) -> TriageModel:
@@ -210,27 +210,8 @@ def _without_rare(data: LabelledData, mixing: Mixing) -> tuple[LabelledData, lis
     return (data if len(keep) == len(data) else data.select(keep)), rare
 
 
+@cached_tokens()  # each distinct text is segmented once across the weight CV, report fit, refit and comparisons
 def train_and_register(
-    data: LabelledData,
-    registry: Registry,
-    params: dict[str, Any] | None = None,
-    holdout: float = 0.2,
-    taxonomy: Taxonomy | None = None,
-    step: Callable[[str], None] = lambda _: None,
-    refit: bool = True,
-    mixing: Mixing = Mixing(),
-) -> TrainResult:
-    """Fit, evaluate on held-out rows of `data`, compare with the current model, refit on all rows, register.
-
-    With `mixing.corpus`, every fit also learns from the corpus, `data` (the office's rows) weighted;
-    held-out rows and thresholds come from `data` only. Labels too rare to cross-validate are set
-    aside and listed in the manifest. The first model of a registry becomes current.
-    """
-    with cached_tokens():
-        return _train_and_register(data, registry, params, holdout, taxonomy, step, refit, mixing)
-
-
-def _train_and_register(
     data: LabelledData,
     registry: Registry,
     params: dict[str, Any] | None = None,
@@ -256,11 +237,11 @@ def _train_and_register(
     step("split")
     train_part, test_part = split_holdout(data, holdout)
     train_part, rare = _without_rare(train_part, mixing)
-    weight = WeightChoice(1.0, {}, 0)
+    weight = WeightChoice(DEFAULT_OFFICE_WEIGHT)
     if mixing.corpus is not None:
         step("weight")
         weight = (
-            WeightChoice(mixing.office_weight, {}, 0)
+            WeightChoice(mixing.office_weight)
             if mixing.office_weight is not None
             else choose_office_weight(mixing.corpus, train_part, C=template.C, segmenter=template.segmenter)
         )
