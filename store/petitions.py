@@ -387,58 +387,51 @@ class QueueStore:
         with self._read() as conn:
             return [RouteDecision.from_row(row) for row in conn.execute(query).mappings()]
 
-    def suggestions_by_week(self, starts: Sequence[datetime], until: datetime) -> list[SuggestionCount]:
-        """Petitions registered from `starts[0]` until `until`, counted by week, suggested department and
-        whether they needed review (the week is grouped in a subquery: PostgreSQL cannot match a GROUP BY
-        expression whose bound parameters differ from the SELECT's)."""
-        weekly = (
-            select(
-                _week_of(petitions.c.created_at, starts).label("week"),
-                petitions.c.predicted_department.label("department"),
-                petitions.c.needs_review,
-            )
-            .where(petitions.c.created_at >= starts[0], petitions.c.created_at < until)
-            .subquery()
-        )
-        stmt = select(weekly, func.count().label("count")).group_by(*weekly.c)
+    def _weekly_counts(
+        self, at: Any, columns: Sequence[ColumnElement[Any]], starts: Sequence[datetime], until: datetime
+    ) -> list[Any]:
+        """Rows from `starts[0]` until `until` (by the time column `at`) counted by week and `columns`.
+
+        The week is grouped in a subquery: PostgreSQL cannot match a GROUP BY expression whose bound
+        parameters differ from the SELECT's."""
+        weekly = select(_week_of(at, starts).label("week"), *columns).where(at >= starts[0], at < until).subquery()
         with self._read() as conn:
-            return [
-                SuggestionCount(
-                    week=row["week"],
-                    department=row["department"],
-                    needs_review=bool(row["needs_review"]),
-                    count=row["count"],
-                )
-                for row in conn.execute(stmt).mappings()
-            ]
+            return list(conn.execute(select(weekly, func.count().label("count")).group_by(*weekly.c)).mappings())
+
+    def suggestions_by_week(self, starts: Sequence[datetime], until: datetime) -> list[SuggestionCount]:
+        """Petitions registered from `starts[0]` until `until`, by week, suggested department and whether
+        they needed review."""
+        columns = [petitions.c.predicted_department.label("department"), petitions.c.needs_review]
+        return [
+            SuggestionCount(
+                week=row["week"],
+                department=row["department"],
+                needs_review=bool(row["needs_review"]),
+                count=row["count"],
+            )
+            for row in self._weekly_counts(petitions.c.created_at, columns, starts, until)
+        ]
 
     def decisions_by_week(self, starts: Sequence[datetime], until: datetime) -> list[DecisionCount]:
-        """Decisions on suggestions taken from `starts[0]` until `until`, counted by week, suggested and
-        decided department, kind of decision and whether the suggestion had been routed automatically."""
-        weekly = (
-            select(
-                _week_of(feedback.c.created_at, starts).label("week"),
-                feedback.c.predicted_department.label("suggested"),
-                feedback.c.corrected_department.label("decided"),
-                feedback.c.decision,
-                feedback.c.auto_routed,
+        """Decisions on suggestions taken from `starts[0]` until `until`, by week, suggested and decided
+        department, kind of decision and whether the suggestion had been routed automatically."""
+        columns = [
+            feedback.c.predicted_department.label("suggested"),
+            feedback.c.corrected_department.label("decided"),
+            feedback.c.decision,
+            feedback.c.auto_routed,
+        ]
+        return [
+            DecisionCount(
+                week=row["week"],
+                suggested=row["suggested"],
+                decided=row["decided"],
+                decision=Decision(row["decision"]),
+                auto_routed=bool(row["auto_routed"]),
+                count=row["count"],
             )
-            .where(feedback.c.created_at >= starts[0], feedback.c.created_at < until)
-            .subquery()
-        )
-        stmt = select(weekly, func.count().label("count")).group_by(*weekly.c)
-        with self._read() as conn:
-            return [
-                DecisionCount(
-                    week=row["week"],
-                    suggested=row["suggested"],
-                    decided=row["decided"],
-                    decision=Decision(row["decision"]),
-                    auto_routed=bool(row["auto_routed"]),
-                    count=row["count"],
-                )
-                for row in conn.execute(stmt).mappings()
-            ]
+            for row in self._weekly_counts(feedback.c.created_at, columns, starts, until)
+        ]
 
     # -- writes -----------------------------------------------------------------------------------
 
