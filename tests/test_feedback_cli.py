@@ -124,7 +124,7 @@ def test_train_with_exported_feedback_relabels_the_office_row(tmp_path: Path, mo
     args += ["--department-col", "部门", "--feedback", str(corrections), "--registry", str(registry)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "2 rows added, 1 office rows relabelled by a later decision" in result.output  # its row replaced
+    assert "2 rows used (1 new, 1 relabelling an office row)" in result.output
     assert "office weight 1 (指定 / given" in result.output  # no cross-validation unless --office-weight auto
     manifest = read_manifest(registry / Registry(registry).versions()[-1])
     facts = manifest.training_data

@@ -258,8 +258,9 @@ def office_data(
     if office.feedback is not None:
         merged = office.feedback
         typer.echo(
-            f"登记员决定 / clerks' decisions: {merged.added} rows added, {merged.replaced_office_rows} office rows "
-            f"relabelled by a later decision, {merged.repeated_decisions} earlier decisions superseded",
+            f"登记员决定 / clerks' decisions: {merged.added} rows used ({merged.added - merged.replaced_office_rows} "
+            f"new, {merged.replaced_office_rows} relabelling an office row), "
+            f"{merged.repeated_decisions} earlier decisions superseded",
             err=True,
         )
     for warning in office.warnings:
