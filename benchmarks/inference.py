@@ -87,6 +87,11 @@ def corpus_texts(count: int, seed: int = 0) -> list[str]:
     return joined
 
 
+def load_average() -> str:
+    """The 1-minute load average: the ratios only mean something when it stays below the core count."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
 def model_in(registry: Path, segmenter: Segmenter) -> TriageModel:
     if Registry(registry).current() is None:
         print(f"training a {segmenter} model into {registry} (the corpus; a few minutes)")
@@ -202,7 +207,7 @@ def batch(registries: dict[Segmenter, Path], texts: list[str], rows: int, small_
             print(
                 f"   triage classify --jobs 2, {segmenter:<7}      {rate:7.0f} rows/s = {rate / jieba_rate:4.2f}x "
                 f"jieba one core, {rate / plain_rate:4.2f}x plain pipeline ({elapsed:.1f}s wall, less "
-                f"{start_up:.1f}s start-up measured on 10 rows)"
+                f"{start_up:.1f}s start-up measured on 10 rows; {load_average()})"
             )
             if segmenter == Segmenter.JIEBA:
                 print(f"   target >= 1.5x jieba one core: {'met' if rate >= 1.5 * jieba_rate else 'MISSED'}")
@@ -218,7 +223,8 @@ def batch(registries: dict[Segmenter, Path], texts: list[str], rows: int, small_
                 elapsed, peak = run_classify(big, 2, registry)
                 print(
                     f"   {count:>7} rows, {segmenter:<7}: peak {peak / 1024:5.0f} MB (PSS, process tree), "
-                    f"{count / elapsed:6.0f} rows/s; target < 500 MB: {'met' if peak < 500 * 1024 else 'MISSED'}"
+                    f"{count / elapsed:6.0f} rows/s; target < 500 MB: {'met' if peak < 500 * 1024 else 'MISSED'} "
+                    f"({load_average()})"
                 )
             big.unlink()
 
@@ -240,13 +246,16 @@ def main() -> int:
     jieba.setLogLevel(60)
     registries = {Segmenter.JIEBA: args.jieba_registry, Segmenter.RJIEBA: args.rjieba_registry}
     models = {segmenter: model_in(registry, segmenter) for segmenter, registry in registries.items()}
-    print(f"{os.cpu_count()} cores; {len(texts)} texts, median {statistics.median(map(len, texts)):.0f} chars")
+    print(f"{len(texts)} texts, median {statistics.median(map(len, texts)):.0f} chars; {load_average()}")
     one_text(models, texts)
+    print(f"   ({load_average()})")
     del models
     if not args.skip_http:
         for registry in registries.values():
             http(registry, texts, args.requests)
+            print(f"   ({load_average()})")
     batch(registries, texts, args.rows, args.small_rows, args.sample)
+    print(f"\n{load_average()}")
     return 0
 
 

@@ -306,7 +306,13 @@ class TriageModel(BaseEstimator):
 
     def predict(self, X: Sequence[str], explain: bool = True, top: int = 3, compiled: bool = True) -> list[Prediction]:
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
-        matrix = self.transform(X, compiled)
+        fast = self.compiled() if compiled and explain else None
+        words: list[frozenset[str]] | None = None
+        if fast is not None:  # one segmentation per text for the features and the key-word filter
+            documents, words = fast.features.tokens_and_words(X)
+            matrix = fast.features.transform_tokens(documents)
+        else:
+            matrix = self.transform(X, compiled)
         per_head = self.head_probabilities(matrix, compiled)
         classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
@@ -327,7 +333,7 @@ class TriageModel(BaseEstimator):
                     matrix.data[cells],
                     "domain",
                     heads["domain"].label,
-                    words=self._words(X[row_index]),
+                    words=words[row_index] if words is not None else self._words(X[row_index]),
                 )
             results.append(Prediction(heads, explanation))
         return results

@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from model.explanation import document_words, tokens_and_words
 from model.features import LeadText, PetitionTokenizer, join_tokens, split_tokens
 from model.heads import PlattLinearHead, column_scores
 from model.text import prepare_text
@@ -209,6 +210,16 @@ class CompiledFeatures:
 
     def tokens(self, texts: Sequence[str]) -> list[list[str]]:
         return [self.segmenter(prepare_text(text)) for text in texts]
+
+    def tokens_and_words(self, texts: Sequence[str]) -> tuple[list[list[str]], list[frozenset[str]]]:
+        """Tokens of each text and its key-word candidates (`explanation.document_words`), each text
+        segmented once."""
+        if not self.segmenter.hmm:  # the key-word filter segments with the HMM: only then is one pass enough
+            return self.tokens(texts), [
+                document_words(text, PetitionSegmenter(self.segmenter.segmenter)) for text in texts
+            ]
+        pairs = [tokens_and_words(prepare_text(text), self.segmenter) for text in texts]
+        return [tokens for tokens, _ in pairs], [words for _, words in pairs]
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return self.transform_tokens(self.tokens(texts))

@@ -10,9 +10,11 @@ import pytest
 
 from model.classifier import TriageModel
 from model.compiled import CompiledFeatures, CompileError, code_points, ngram_keys
+from model.explanation import document_words, tokens_and_words
 from model.features import build_features
 from model.persistence import ModelLoadError, load_model
-from model.tokenize import Segmenter, SegmenterMismatchError
+from model.text import prepare_text
+from model.tokenize import PetitionSegmenter, Segmenter, SegmenterMismatchError
 from training.dataset import load_corpus
 from training.train import TrainResult
 
@@ -58,7 +60,7 @@ def model(trained: TrainResult) -> TriageModel:
 
 def test_compiled_predictions_match_the_scikit_learn_path_on_the_test_split(model: TriageModel) -> None:
     assert model.compiled() is not None
-    texts = load_corpus().subset("test").texts
+    texts = [*load_corpus().subset("test").texts, *PERSONAL]
     compiled_matrix, reference_matrix = model.transform(texts), model.transform(texts, compiled=False)
     compiled = model.head_probabilities(compiled_matrix)
     reference = model.head_probabilities(reference_matrix, compiled=False)
@@ -69,6 +71,25 @@ def test_compiled_predictions_match_the_scikit_learn_path_on_the_test_split(mode
     assert [p.explanation for p in fast] == [p.explanation for p in slow]
     assert all(p.explanation for p in fast)
     assert [p.heads for p in fast] == [p.heads for p in slow]
+
+
+PERSONAL = [
+    "我的电话13812345678，身份证110101199003077777，银行卡6222020200112233445，邮箱zhang@example.com，请回电。",
+    "卡号6222 0202 0011 2233 445被盗刷，手机一三八一二三四五六七八，联系138-1234-5678",
+    "【电话】开发商13812345678逾期交房【银行卡号】",
+]
+
+
+@pytest.mark.parametrize("segmenter", list(Segmenter))
+def test_one_segmentation_gives_the_features_tokens_and_the_key_word_filters_words(segmenter: Segmenter) -> None:
+    segment = PetitionSegmenter(segmenter)
+    texts = [*PERSONAL, *load_corpus().subset("test").texts[:200], "", "！！"]
+    for text in texts:
+        tokens, words = tokens_and_words(prepare_text(text), segment)
+        assert tokens == segment(prepare_text(text))
+        assert words == document_words(text, segment)
+    masked = tokens_and_words(prepare_text(PERSONAL[0]), segment)
+    assert "身份证号" in masked[0] and "身份证号" not in masked[1]  # a placeholder gives tokens, not key words
 
 
 def test_a_model_refuses_to_run_with_another_segmenter(trained: TrainResult, model: TriageModel) -> None:
