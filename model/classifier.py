@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 from model.compiled import CompiledModel, CompileError
 from model.explanation import document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
+from model.flags import FlagScore
 from model.heads import PlattLinearHead
 from model.thresholds import choose_threshold, coverage_precision
 from model.tokenize import DEFAULT_SEGMENTER, PetitionSegmenter, Segmenter, check_segmenter
@@ -56,6 +57,8 @@ class HeadPrediction:
 class Prediction:
     heads: dict[str, HeadPrediction]
     explanation: list[tuple[str, float]] = field(default_factory=list)
+    # Litigation / collective flags, when the model version has a flag model (model/flags.py).
+    flags: dict[str, FlagScore] = field(default_factory=dict)
 
     @property
     def needs_review(self) -> bool:

@@ -18,6 +18,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from model.classifier import TriageModel
+from model.flags import FLAGS_FILE, FlagModel
 from model.tokenize import Segmenter, SegmenterError, check_segmenter
 
 MODEL_FILE = "model.skops"
@@ -51,6 +52,9 @@ class Manifest:
     library_versions: dict[str, str] = field(default_factory=dict)
     # The word segmenter the model was trained with; manifests from before the setting mean jieba.
     segmenter: str = Segmenter.JIEBA.value
+    # The flag model saved with this version (`flags.npz`): its sha256, training rows and held-out
+    # precision/recall per flag. Empty for versions without flags (older ones, data without flag columns).
+    flags: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -77,6 +81,41 @@ def save_model(model: TriageModel, folder: Path) -> str:
     path = folder / MODEL_FILE
     sio.dump(model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
     return file_sha256(path)
+
+
+def save_flags(flags: FlagModel, folder: Path) -> str:
+    """Write the flag model next to the model file and return its sha256 (for the manifest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return file_sha256(flags.save(folder))
+
+
+def verify_flags(folder: Path, manifest: Manifest) -> bool:
+    """Whether the version has a flag model; raises when its file is missing or does not match the manifest."""
+    expected = manifest.flags.get("sha256")
+    if not expected:
+        return False
+    path = folder / FLAGS_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"no flag model at {path}, though the manifest records one")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ModelLoadError(
+            f"flag model {path} has sha256 {actual[:12]}…, manifest expects {str(expected)[:12]}…; "
+            "refusing to load a modified or mismatched file"
+        )
+    return True
+
+
+def load_flags(folder: Path, manifest: Manifest) -> FlagModel | None:
+    """The version's flag model, or None when the manifest records none; refuses a file whose
+    hash does not match the manifest (the file holds plain arrays, loaded without pickle)."""
+    if not verify_flags(folder, manifest):
+        return None
+    path = folder / FLAGS_FILE
+    try:
+        return FlagModel.load(folder)
+    except (KeyError, ValueError, OSError) as error:
+        raise ModelLoadError(f"flag model {path} cannot be read: {error}") from error
 
 
 def write_manifest(manifest: Manifest, folder: Path) -> None:

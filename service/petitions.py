@@ -50,6 +50,7 @@ from store import (
     StoreError,
     Submission,
     Submitted,
+    raised_flags,
     suggested_queue,
 )
 from store.similar import Related, SimilarPetitions
@@ -209,6 +210,7 @@ def classify(text: str, intake: Intake, contact: str | None = None) -> ClassifyO
         chars=len(text),
         similar=len(related.similar),
         repeat_of=related.repeat_of.brief.id if related.repeat_of else None,
+        flags=[flag.flag for flag in out.flags],
         ms=_elapsed_ms(started),
     )
     return ClassifyOut(
@@ -301,6 +303,7 @@ def submit(body: SubmitIn, idempotency_key: str | None, intake: Intake) -> Submi
         model_version=petition.model_version,
         similar=len(related.similar),
         repeat_of=petition.repeat_of,
+        flags=raised_flags(petition.flags),
         actor=intake.principal.name,
         ms=_elapsed_ms(started),
     )

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from model.classifier import Prediction, TriageModel
-from model.persistence import Manifest, ModelLoadError, load_model, require_segmenter, verify_model
+from model.flags import FlagModel
+from model.persistence import (
+    Manifest,
+    ModelLoadError,
+    load_flags,
+    load_model,
+    require_segmenter,
+    verify_flags,
+    verify_model,
+)
 from model.registry import Registry, RegistryError
 from service.logging import log_event
 from store import QueueStore, StoreError, Submission, Submitted
@@ -36,26 +45,30 @@ WARM_UP_TEXT = "我在某小区买的商品房开发商逾期交房，请相关�
 
 # Loaded models by file hash: identical bytes give an identical model, so several apps in one
 # process (tests) or a reload to a re-published copy reuse it instead of paying ~20 s to load.
-_cache: dict[str, TriageModel] = {}
+_cache: dict[str, tuple[TriageModel, FlagModel | None]] = {}
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 2
 
 
-def _load_cached(folder: Path, segmenter: str | None) -> tuple[TriageModel, Manifest]:
-    """The model of `folder`; the file is hashed every time (about 0.1 s), so a cached model is only
-    reused for bytes that still match the manifest: a truncated or swapped file is never "reloaded"."""
+def _load_cached(folder: Path, segmenter: str | None) -> tuple[TriageModel, FlagModel | None, Manifest]:
+    """The model of `folder` and its flag model (None for versions without one); the files are hashed
+    every time (about 0.1 s), so a cached model is only reused for bytes that still match the manifest:
+    a truncated or swapped file is never "reloaded"."""
     manifest = verify_model(folder)
     require_segmenter(manifest, segmenter)
+    verify_flags(folder, manifest)
+    key = f"{manifest.model_sha256}:{manifest.flags.get('sha256', '')}"
     with _cache_lock:
-        cached = _cache.get(manifest.model_sha256)
+        cached = _cache.get(key)
     if cached is not None:
-        return cached, manifest
+        return cached[0], cached[1], manifest
     model, manifest = load_model(folder, segmenter)  # verifies hash, trusted types and segmenter
+    flags = load_flags(folder, manifest)
     with _cache_lock:
-        _cache[manifest.model_sha256] = model
+        _cache[key] = (model, flags)
         while len(_cache) > _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))
-    return model, manifest
+    return model, flags, manifest
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class LoadedModel:
     thresholds: dict[str, float]
     loaded_at: datetime
     overrides: dict[str, float] = field(default_factory=dict)
+    flags: FlagModel | None = None  # litigation / collective flags saved with the version, if any
 
     @property
     def version(self) -> str:
@@ -73,6 +87,14 @@ class LoadedModel:
     @property
     def heads(self) -> list[str]:
         return list(self.model.head_names_)
+
+    def predict(self, texts: Sequence[str], explain: bool = True) -> list[Prediction]:
+        """The model's predictions with the operator's thresholds applied and the version's flags attached."""
+        predictions = [self.apply_thresholds(p) for p in self.model.predict(texts, explain=explain)]
+        if self.flags is None:
+            return predictions
+        scores = self.flags.predict(texts)
+        return [replace(prediction, flags=flags) for prediction, flags in zip(predictions, scores, strict=True)]
 
     def apply_thresholds(self, prediction: Prediction) -> Prediction:
         """Re-judge needs_review when the operator overrides a head's threshold."""
@@ -87,11 +109,11 @@ class LoadedModel:
 
 def load_current(registry_root: Path, overrides: dict[str, float], segmenter: str | None = None) -> LoadedModel:
     folder = Registry(registry_root).current_folder()
-    model, manifest = _load_cached(folder, segmenter)
+    model, flags, manifest = _load_cached(folder, segmenter)
     known = {name: value for name, value in overrides.items() if name in model.head_names_}
     thresholds = {name: float(model.thresholds_[name]) for name in model.head_names_} | known
-    loaded = LoadedModel(model, manifest, thresholds, datetime.now(UTC), known)
-    model.predict([WARM_UP_TEXT])  # initialises the segmenter and builds the compiled path before traffic
+    loaded = LoadedModel(model, manifest, thresholds, datetime.now(UTC), known, flags)
+    loaded.predict([WARM_UP_TEXT])  # initialises the segmenter and builds the compiled path before traffic
     return loaded
 
 
@@ -342,7 +364,7 @@ class Batcher:
             started = time.perf_counter()
             try:
                 loaded = group[0][0].loaded
-                predictions = [loaded.apply_thresholds(p) for p in loaded.model.predict(texts, explain=explain)]
+                predictions = loaded.predict(texts, explain=explain)
             except Exception as error:
                 log_event(
                     logger, logging.ERROR, "model.predict_failed", error_type=type(error).__name__, texts=len(texts)

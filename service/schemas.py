@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from model.flags import Flag
 from model.text import is_blank
 from store import Action, Channel, Role, Status
 
@@ -242,6 +243,15 @@ class TermOut(BaseModel):
     weight: float = Field(description="对预测领域的贡献 / contribution toward the predicted domain")
 
 
+class FlagOut(BaseModel):
+    flag: Flag = Field(description="标记编号 / flag id", examples=["litigation"])
+    label: str = Field(description="中文名称 / Chinese label", examples=["涉法涉诉"])
+    probability: float = Field(description="模型概率 / the flag model's probability")
+    hint: str | None = Field(
+        None, description="处理提示（涉法涉诉：诉访分离，引导走法定途径）/ what to do (litigation: legal channels)"
+    )
+
+
 class PredictionOut(BaseModel):
     model_version: str = Field(description="模型版本 / model version")
     domain: HeadOut
@@ -250,6 +260,11 @@ class PredictionOut(BaseModel):
     )
     needs_review: bool = Field(description="是否需人工分流 / goes to manual triage")
     explanation: list[TermOut] = Field(description="影响判断的关键词 / terms that drove the domain prediction")
+    flags: list[FlagOut] = Field(
+        default_factory=list,
+        description="标记：涉法涉诉、集体访（只列出命中的；模型版本无标记模型时为空）/ raised flags: litigation, "
+        "collective (only those raised; empty when the model version has no flag model)",
+    )
 
 
 class SimilarOut(BaseModel):
@@ -416,6 +431,7 @@ class PetitionSummaryOut(BaseModel):
     department_confidence: float | None
     preview: str = Field(description="脱敏文本前 80 字 / first 80 characters of the masked text")
     lease: LeaseOut | None
+    flags: list[Flag] = Field(default_factory=list, description="命中的标记 / raised flags (ids)")
 
 
 class SearchPageOut(BaseModel):
@@ -446,6 +462,8 @@ class QueueCountsOut(BaseModel):
     hand_over_overdue: int = Field(description="转交超期 / past the hand-over deadline")
     handling_overdue: int = Field(description="办理超期 / past the handling deadline")
     open: int = Field(description="未办结合计 / all open")
+    litigation: int = Field(0, description="其中涉法涉诉 / of them flagged litigation (涉法涉诉)")
+    collective: int = Field(0, description="其中集体访 / of them flagged collective (集体访)")
 
 
 class QueuesOut(BaseModel):
@@ -471,6 +489,11 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any] = Field(description="留出集与交叉验证指标 / held-out and out-of-fold metrics")
     training_data: dict[str, Any]
     library_versions: dict[str, str]
+    flags: dict[str, Any] = Field(
+        default_factory=dict,
+        description="标记模型（涉法涉诉、集体访）的留出集精确率与召回率；无标记模型时为空 / the flag model's "
+        "held-out precision and recall; empty for a version without flags",
+    )
 
 
 class ReloadOut(BaseModel):

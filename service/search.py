@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from openpyxl import Workbook
 from pydantic import BaseModel, Field
 
+from model.flags import Flag
 from model.taxonomy import Taxonomy
 from model.text import spreadsheet_safe
 from service.auth import Principal, check_queue_access
@@ -20,7 +21,7 @@ from service.logging import log_event
 from service.queues import known_queue
 from service.schemas import SearchPageOut
 from service.views import PREVIEW_CHARS, queue_name, summary_out
-from store import Channel, PetitionQuery, PetitionRecord, QueueStore, SortOrder, Status
+from store import Channel, PetitionQuery, PetitionRecord, QueueStore, SortOrder, Status, raised_flags
 
 logger = logging.getLogger("triage.api")
 
@@ -43,6 +44,7 @@ class SearchIn(BaseModel):
     )
     channel: Channel | None = Field(None, description="来源渠道 / channel")
     overdue: bool | None = Field(None, description="只看超期（true）或未超期（false）/ overdue on either clock, or not")
+    flag: Flag | None = Field(None, description="标记：涉法涉诉（litigation）或集体访（collective）/ raised flag")
     received_from: date | None = Field(None, description="收件日期起（北京时间，含）/ received on or after (CST)")
     received_to: date | None = Field(None, description="收件日期止（北京时间，含）/ received on or before (CST)")
     sort: SortOrder = Field(
@@ -70,6 +72,7 @@ def petition_query(store: QueueStore, principal: Principal, search: SearchIn, li
         statuses=tuple(search.status),
         channel=search.channel,
         overdue=search.overdue,
+        flag=search.flag,
         received_from=day_start(search.received_from) if search.received_from else None,
         received_to=day_start(search.received_to + timedelta(days=1)) - timedelta(microseconds=1)
         if search.received_to
@@ -101,6 +104,7 @@ EXPORT_COLUMNS = (
     "超期",
     "承办人",
     "人数",
+    "标记",
     "内容摘要（脱敏）",
 )
 
@@ -132,6 +136,7 @@ def export_row(taxonomy: Taxonomy, petition: PetitionRecord) -> list[object]:
         _overdue_text(petition),
         petition.assignee or "",
         petition.headcount or "",
+        "、".join(flag.label for flag in raised_flags(petition.flags)),
         petition.masked_text[: PREVIEW_CHARS * 4],
     ]
 

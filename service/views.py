@@ -20,6 +20,7 @@ from model.text import mask_contact, mask_name
 from service.auth import Permission, Principal
 from service.schemas import (
     ExtensionOut,
+    FlagOut,
     HeadOut,
     HistoryOut,
     LabelScoreOut,
@@ -33,7 +34,17 @@ from service.schemas import (
     SubmitOut,
     TermOut,
 )
-from store import MANUAL_TRIAGE, MANUAL_TRIAGE_NAME, Lease, PetitionRecord, PredictionDocument, prediction_document
+from store import (
+    MANUAL_TRIAGE,
+    MANUAL_TRIAGE_NAME,
+    FlagsDocument,
+    Lease,
+    PetitionRecord,
+    PredictionDocument,
+    flags_document,
+    prediction_document,
+    raised_flags,
+)
 from store.rules import HeadDocument
 
 PREVIEW_CHARS = 80
@@ -53,8 +64,22 @@ def head_out(taxonomy: Taxonomy, name: str, head: HeadDocument, threshold: float
     )
 
 
+def flags_out(document: FlagsDocument | None) -> list[FlagOut]:
+    """The raised flags with their Chinese labels and, for litigation, the hint to guide to legal channels."""
+    if not document:
+        return []
+    return [
+        FlagOut(flag=flag, label=flag.label, probability=document[flag.value]["probability"], hint=flag.hint)
+        for flag in raised_flags(document)
+    ]
+
+
 def prediction_out(
-    taxonomy: Taxonomy, document: PredictionDocument, model_version: str, thresholds: dict[str, float] | None = None
+    taxonomy: Taxonomy,
+    document: PredictionDocument,
+    model_version: str,
+    thresholds: dict[str, float] | None = None,
+    flags: FlagsDocument | None = None,
 ) -> PredictionOut:
     heads = document["heads"]
     thresholds = thresholds or {}
@@ -65,13 +90,16 @@ def prediction_out(
         department=(head_out(taxonomy, "department", department, thresholds.get("department")) if department else None),
         needs_review=document["needs_review"],
         explanation=[TermOut(term=term, weight=weight) for term, weight in document["explanation"]],
+        flags=flags_out(flags),
     )
 
 
 def live_prediction_out(
     taxonomy: Taxonomy, prediction: Prediction, model_version: str, thresholds: dict[str, float]
 ) -> PredictionOut:
-    return prediction_out(taxonomy, prediction_document(prediction), model_version, thresholds)
+    return prediction_out(
+        taxonomy, prediction_document(prediction), model_version, thresholds, flags_document(prediction)
+    )
 
 
 def handed_to(principal: Principal, petition: PetitionRecord) -> bool:
@@ -136,7 +164,7 @@ def petition_out(
             reply_summary=petition.reply_summary if visible else None,
             petitioner=petitioner_out(petition, visible),
             extension=extension_out(petition),
-            prediction=prediction_out(taxonomy, petition.prediction, petition.model_version),
+            prediction=prediction_out(taxonomy, petition.prediction, petition.model_version, flags=petition.flags),
             route=RouteOut(**_record_fields(petition, RouteOut)),
             lease=lease_out(petition.lease),
             history=[HistoryOut.model_validate(entry, from_attributes=True) for entry in petition.history],
@@ -147,7 +175,11 @@ def petition_out(
 def summary_out(petition: PetitionRecord) -> PetitionSummaryOut:
     return PetitionSummaryOut(
         **_record_fields(
-            petition, PetitionSummaryOut, preview=petition.masked_text[:PREVIEW_CHARS], lease=lease_out(petition.lease)
+            petition,
+            PetitionSummaryOut,
+            preview=petition.masked_text[:PREVIEW_CHARS],
+            lease=lease_out(petition.lease),
+            flags=raised_flags(petition.flags),
         )
     )
 
@@ -161,7 +193,7 @@ def submit_out(
             SubmitOut,
             similar=list(similar),
             created=created,
-            suggestion=prediction_out(taxonomy, petition.prediction, petition.model_version),
+            suggestion=prediction_out(taxonomy, petition.prediction, petition.model_version, flags=petition.flags),
         )
     )
 

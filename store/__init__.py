@@ -34,7 +34,15 @@ from store.records import (
     Submitted,
     SuggestionCount,
 )
-from store.rules import Deadlines, PredictionDocument, prediction_document, suggested_queue
+from store.rules import (
+    Deadlines,
+    FlagsDocument,
+    PredictionDocument,
+    flags_document,
+    prediction_document,
+    raised_flags,
+    suggested_queue,
+)
 from store.vocabulary import (
     MANUAL_TRIAGE,
     MANUAL_TRIAGE_NAME,
@@ -60,6 +68,7 @@ __all__ = [
     "DecisionCount",
     "DriverMissing",
     "ExtensionRefused",
+    "FlagsDocument",
     "HistoryEntry",
     "IdempotencyConflict",
     "InvalidTransition",
@@ -87,8 +96,10 @@ __all__ = [
     "SuggestionCount",
     "UnknownQueue",
     "WriteConflict",
+    "flags_document",
     "known_queues",
     "prediction_document",
+    "raised_flags",
     "suggested_queue",
     "utcnow",
 ]

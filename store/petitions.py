@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from model.flags import Flag
 from model.taxonomy import load_taxonomy
 from model.text import mask_as_written
 from store import rules, workflow
@@ -110,6 +111,8 @@ def _query_condition(query: PetitionQuery, now: datetime) -> ColumnElement[bool]
         conditions.append(petitions.c.channel == query.channel)
     if query.overdue is not None:
         conditions.append(rules.overdue(now) if query.overdue else not_(rules.overdue(now)))
+    if query.flag is not None:
+        conditions.append(rules.flagged(query.flag))
     if query.received_from is not None:
         conditions.append(petitions.c.received_at >= query.received_from)
     if query.received_to is not None:
@@ -255,6 +258,8 @@ class QueueStore:
                 count(rules.overdue(now)),
                 count(rules.clock_overdue(Clock.HAND_OVER, now)),
                 count(rules.clock_overdue(Clock.HANDLING, now)),
+                count(rules.flagged(Flag.LITIGATION)),
+                count(rules.flagged(Flag.COLLECTIVE)),
                 func.count(),
             )
             .where(petitions.c.status != Status.CLOSED)
@@ -263,7 +268,7 @@ class QueueStore:
         counts = {queue: QueueCounts() for queue in self.queues}
         with self._read() as conn:
             for queue, *numbers, total in conn.execute(stmt):
-                queued, routed, claimed, accepted, returned, overdue, hand_over, handling = (
+                queued, routed, claimed, accepted, returned, overdue, hand_over, handling, litigation, collective = (
                     int(value or 0) for value in numbers
                 )
                 counts[queue] = QueueCounts(
@@ -276,6 +281,8 @@ class QueueStore:
                     hand_over_overdue=hand_over,
                     handling_overdue=handling,
                     open=int(total),
+                    litigation=litigation,
+                    collective=collective,
                 )
         return counts
 
@@ -526,7 +533,7 @@ class QueueStore:
                 address=petitioner.address,
                 petitioner_key=submission.petitioner_key,
                 repeat_of=submission.repeat_of,
-                flags=submission.flags,
+                flags=rules.flags_document(prediction),
             )
             .returning(petitions.c.id)
         ).scalar()

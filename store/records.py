@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from model.classifier import Prediction
-from store.rules import PredictionDocument
+from model.flags import Flag
+from store.rules import FlagsDocument, PredictionDocument
 from store.vocabulary import Action, Channel, Decision, Role, SortOrder, Status
 
 
@@ -28,7 +29,6 @@ class Submission:
     petitioner: Petitioner | None = None
     petitioner_key: str | None = None  # keyed hash of the contact, never the contact itself
     repeat_of: int | None = None
-    flags: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class PetitionRecord:
     history: tuple[HistoryEntry, ...] = field(default=())
     repeat_of: int | None = None
     linked_case: int | None = None
-    flags: dict[str, Any] | None = None
+    flags: FlagsDocument | None = None  # the flag model's decisions at intake (None: the version had none)
 
     @property
     def lease(self) -> Lease | None:
@@ -297,6 +297,8 @@ class QueueCounts:
     hand_over_overdue: int = 0
     handling_overdue: int = 0
     open: int = 0
+    litigation: int = 0  # open petitions flagged 涉法涉诉
+    collective: int = 0  # open petitions flagged 集体访
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,7 @@ class PetitionQuery:
     statuses: tuple[Status, ...] = ()
     channel: Channel | None = None
     overdue: bool | None = None
+    flag: Flag | None = None
     received_from: datetime | None = None
     received_to: datetime | None = None
     sort: SortOrder = SortOrder.DUE

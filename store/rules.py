@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, and_, case, or_
 
 from model.classifier import Prediction
+from model.flags import Flag
 from store.schema import petitions
 from store.vocabulary import MANUAL_TRIAGE, Action, Clock, Status
 from store.workflow import TRANSITIONS
@@ -33,6 +34,35 @@ class PredictionDocument(TypedDict):
     heads: dict[str, HeadDocument]
     needs_review: bool
     explanation: list[list[Any]]  # [term, weight] pairs
+
+
+class FlagDocument(TypedDict):
+    flagged: bool
+    probability: float
+
+
+# `petitions.flags` (JSON): each flag's decision and probability, by flag id; NULL when no flag model ran.
+FlagsDocument = dict[str, FlagDocument]
+
+
+def flags_document(prediction: Prediction) -> FlagsDocument | None:
+    if not prediction.flags:
+        return None
+    return {
+        name: {"flagged": score.flagged, "probability": score.probability} for name, score in prediction.flags.items()
+    }
+
+
+def raised_flags(document: FlagsDocument | None) -> list[Flag]:
+    """The flags a stored document raises, in the vocabulary's order (ids a newer model may add are skipped)."""
+    if not document:
+        return []
+    return [flag for flag in Flag if flag.value in document and document[flag.value]["flagged"]]
+
+
+def flagged(flag: Flag) -> ColumnElement[bool]:
+    """SQL: the petition's stored flags raise `flag` (JSON path; SQLite and PostgreSQL)."""
+    return petitions.c.flags[(flag.value, "flagged")].as_boolean().is_(True)
 
 
 def suggested_queue(prediction: Prediction, queues: Iterable[str]) -> str:

@@ -100,7 +100,7 @@ petitions = Table(
     Column("petitioner_key", String(64)),
     Column("repeat_of", Integer),  # suggested at intake: same matter from the same petitioner
     Column("linked_case", Integer),  # confirmed by a clerk: the existing case this item belongs to
-    Column("flags", JSON),  # {"litigation": {"flag": bool, "probability": float}, ...} when a flag model ran
+    Column("flags", JSON),  # {"litigation": {"flagged": bool, "probability": float}, ...} when a flag model ran
     Index("ix_petitions_claim", "queue", "status", "due_at", "id"),
     Index("ix_petitions_status_due", "status", "due_at"),
     Index("ix_petitions_received", "received_at"),

@@ -1,4 +1,4 @@
-"""可能重复 and 热点 in headless Chromium against the real server (screenshots in test-artifacts/)."""
+"""可能重复, flags and 热点 in headless Chromium against the real server (screenshots in test-artifacts/)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.test_console_browser import (  # noqa: F401  (fixtures)
     shot,
     sign_in,
 )
+from tests.test_flags import LITIGATION_TEXT
 from tests.test_hotspots_api import shifted_rows
 
 ROWS = {row["id"]: row for row in shifted_rows(datetime.now(UTC))}
@@ -41,6 +42,11 @@ def submit(client: httpx.Client, row_id: str) -> int:
 
 
 def test_possible_repeats_are_shown_at_intake_and_a_clerk_links_one(page: Page, api: httpx.Client) -> None:  # noqa: F811
+    """Also the flags: no badge on an ordinary suggestion; 涉法涉诉 with its hint at intake, in a list
+    filtered by the flag, and in the item."""
+    response = api.post("/v1/petitions", json={"text": LITIGATION_TEXT, "channel": "letter"})
+    assert response.status_code == 201, response.text
+    litigation = int(response.json()["id"])
     for row_id in ("U001", "U002", "U003", "U004", "U005"):
         submit(api, row_id)  # unrelated petitions give the shared terms their weight
     first = submit(api, "S001")
@@ -55,6 +61,7 @@ def test_possible_repeats_are_shown_at_intake_and_a_clerk_links_one(page: Page, 
     assert box.get_by_test_id("similar-link").count() >= 1
     expect(page.get_by_test_id("repeat-note")).to_contain_text(f"第 {first} 号")
     expect(box.locator("li", has_text=f"第 {first} 号")).to_contain_text("同一信访人")
+    expect(page.get_by_test_id("flags")).to_be_hidden()
     shot(page, "20-possible-repeats")
 
     # submit it, then open the stored item: its similar list offers to link it to the case
@@ -78,6 +85,26 @@ def test_possible_repeats_are_shown_at_intake_and_a_clerk_links_one(page: Page, 
     # a similar link opens that petition
     similar.get_by_test_id("similar-link").first.click()
     expect(page.locator("#item-title")).not_to_have_text(f"第 {repeat} 号信访件")
+
+    # flags: the badge and the hint on the suggestion, the list filtered by the flag, the item
+    page.locator("#close-dialog").click()
+    page.keyboard.press("Alt+KeyN")
+    classify(page, LITIGATION_TEXT)
+    flags = page.get_by_test_id("flags")
+    expect(flags.locator(".badge-flag")).to_have_text(["涉法涉诉"])
+    expect(flags).to_contain_text("诉访分离")
+    shot(page, "24-flag-at-intake")
+    page.get_by_label("查找", exact=True).fill("")
+    page.get_by_label("标记").select_option(label="涉法涉诉")
+    rows = page.locator("#results-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".badge-flag")).to_have_text("涉法涉诉")
+    rows.first.locator("button").first.click()
+    expect(page.locator("#item-title")).to_have_text(f"第 {litigation} 号信访件")
+    item_flags = dialog.get_by_test_id("item-flags")
+    expect(item_flags.locator(".badge-flag")).to_have_text(["涉法涉诉"])
+    expect(item_flags).to_contain_text("法定途径")
+    shot(page, "25-flag-on-item")
 
 
 def test_hotspots_page_shows_a_bar_chart_a_drill_down_and_exports(

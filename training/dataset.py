@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.flags import FLAGS
 from model.text import prepare_text
 from training.io import InputError, read_rows, require_columns
 
@@ -55,6 +56,8 @@ class LabelledData:
     splits: list[str] = field(default_factory=list)
     invalid: list[InvalidRow] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    # Litigation / collective labels per flag id, when every file has those columns (the corpus does).
+    flags: dict[str, list[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -79,6 +82,9 @@ class LabelledData:
             departments=None if self.departments is None else [self.departments[i] for i in rows],
             splits=[self.splits[i] for i in rows],
             sources=self.sources,
+            flags=None
+            if self.flags is None
+            else {name: [values[i] for i in rows] for name, values in self.flags.items()},
         )
 
     def head_labels(self) -> dict[str, list[str]]:
@@ -109,14 +115,25 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
+TRUE_CELLS = frozenset({"true", "1", "yes", "y", "t", "是", "√", "✓"})
+
+
+def flag_cell(value: object) -> bool:
+    """A flag column's cell: JSON booleans, 1/0, true/false, 是/否 (anything else is no)."""
+    if isinstance(value, bool):
+        return value
+    return _cell(value).lower() in TRUE_CELLS
+
+
 def load_labelled(
     paths: Iterable[Path],
     columns: Columns = Columns(),
     encoding: str | None = None,
 ) -> LabelledData:
     """Read one or more labelled files; invalid rows are collected, never silently dropped."""
-    data = LabelledData(departments=[])
+    data = LabelledData(departments=[], flags={name: [] for name in FLAGS})
     department_seen = True
+    flags_seen = True
     for path in paths:
         data.sources.append(str(path))
         first = True
@@ -127,6 +144,7 @@ def load_labelled(
                 department_seen = (
                     department_seen and columns.department is not None and (columns.department in row.values)
                 )
+                flags_seen = flags_seen and all(name in row.values for name in FLAGS)
                 first = False
             values = row.values
             if row.error is not None:
@@ -152,10 +170,15 @@ def load_labelled(
             assert data.departments is not None
             data.departments.append(department)
             data.splits.append(_cell(values.get(columns.split)) or "train")
+            assert data.flags is not None
+            for name in FLAGS:
+                data.flags[name].append(flag_cell(values.get(name)))
         if first:
             raise InputError(f"{path}: 没有数据行 / no data rows")
     if not department_seen:
         data.departments = None
+    if not flags_seen:
+        data.flags = None
     return data
 
 

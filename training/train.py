@@ -18,11 +18,12 @@ from sklearn.model_selection import train_test_split
 from model.classifier import MIN_EXAMPLES_PER_LABEL, TriageModel
 from model.features import cached_tokens
 from model.metrics import evaluate_model
-from model.persistence import Manifest, save_model, write_manifest
+from model.persistence import Manifest, save_flags, save_model, write_manifest
 from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
 from model.tokenize import Segmenter
 from training.dataset import LabelledData, real_text_record_path
+from training.flags import flag_lines, train_flags
 from training.labels import RareLabel, rare_rows
 from training.mixing import DEFAULT_OFFICE_WEIGHT, WeightChoice, choose_office_weight, mix
 from training.promotion import COMPARISON_KEY, Comparison, compare_with_current, write_training_rows
@@ -176,6 +177,8 @@ def model_card(manifest: Manifest, taxonomy: Taxonomy) -> str:
             f"{metrics['top3_accuracy']:.3f}, coverage {metrics['coverage_at_threshold']:.3f} at precision "
             f"{metrics['precision_at_threshold']:.3f}"
         )
+    if manifest.flags:
+        lines += ["", "## Flags (涉法涉诉 / 集体访)", *flag_lines(manifest.flags)]
     lines += [
         "",
         "## Limitations",
@@ -259,9 +262,12 @@ def train_and_register(
         step("refit")
         shipped_rows, rare = _without_rare(data, mixing)
         model = fit_mixed(shipped_rows, mixing, weight.weight, params)
+    step("flags")
+    flags = train_flags(data, train_part, test_part, mixing.corpus, refit)
     step("save")
     folder = registry.root / version
     sha256 = save_model(model, folder)
+    flags_entry = flags.manifest_entry(save_flags(flags.model, folder)) if flags is not None else {}
     corpus_rows = len(mixing.corpus) if mixing.corpus is not None else 0
     sources = data.sources + (mixing.corpus.sources if mixing.corpus is not None else [])
     manifest = Manifest(
@@ -287,6 +293,7 @@ def train_and_register(
         parameters=manifest_parameters(model),
         library_versions=library_versions(),
         segmenter=model.trained_segmenter.value,
+        flags=flags_entry,
     )
     recorded = recorded_real_text_figures(data, manifest.parameters) if mixing.corpus is None else None
     if recorded is not None:

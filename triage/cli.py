@@ -29,6 +29,7 @@ from model.tokenize import SegmenterError, parse_segmenter
 from service.settings import ConfigurationError, Settings, load_settings
 from store import Channel
 from training.dataset import Columns, LabelledData, corpus_path, load_corpus, load_labelled
+from training.flags import flag_lines
 from training.io import InputError
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def train(
     if mixing.corpus is not None:
         typer.echo(f"混入内置语料 / mixing in the corpus: {len(mixing.corpus)} rows", err=True)
     started = time.perf_counter()
-    stages = tqdm(total=3 + refit + (mixing.corpus is not None), desc="训练 / training", unit="step", file=sys.stderr)
+    stages = tqdm(total=4 + refit + (mixing.corpus is not None), desc="训练 / training", unit="step", file=sys.stderr)
 
     def step(name: str) -> None:
         stages.set_postfix_str(name)
@@ -279,6 +280,8 @@ def print_training(result: TrainResult, seconds: float, registry: Registry, taxo
             f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
             f"top-3 {values['top3_accuracy']:.3f}, coverage {values['coverage_at_threshold']:.3f}"
         )
+    for line in flag_lines(manifest.flags):
+        typer.echo(f"  flag {line[2:]}")
     facts = manifest.training_data
     if facts.get("office_weight") is not None:
         typer.echo(

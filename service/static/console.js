@@ -32,7 +32,7 @@
     me: null,
     // The server's vocabulary (/console/taxonomy.json): taxonomy, labels of statuses, channels, roles and
     // history actions, the manual triage queue, the permission map and the text limit. No copies here.
-    taxonomy: { domains: [], departments: [], statuses: {}, channels: {}, roles: {}, actions: {},
+    taxonomy: { domains: [], departments: [], statuses: {}, channels: {}, roles: {}, actions: {}, flags: {},
       manual_triage: { id: null, name: "" }, permissions: {}, max_text_chars: 0,
       deadlines: { hand_over_days: 0, handling_days: 0, max_extension_days: 0 } },
     draft: null,
@@ -456,12 +456,27 @@
     else hint.textContent = `提交后进入“${department.name}”队列。`;
     fillDomainSelect($("correct-domain"), result.domain.label);
     fillDepartmentSelect($("correct-department"), result.domain.label, department ? department.label : null);
+    renderFlags($("flags"), result.flags);
     renderSimilar($("similar-box"), $("similar-list"), result.similar, result.repeat_of);
     const note = $("repeat-note");
     note.hidden = !result.repeat_of;
     note.textContent = result.repeat_of
       ? `疑似重复信访：同一信访人已就同一事项反映过（第 ${result.repeat_of} 号），请考虑关联到原件办理。` : "";
     $("result").scrollIntoView({ block: "nearest" });
+  }
+
+  /** A flag's badge (涉法涉诉, 集体访): the label from the server's vocabulary. */
+  function flagBadge(id) {
+    const flag = state.taxonomy.flags[id];
+    return el("span", { class: "badge badge-flag", text: flag ? flag.label : id, "data-flag": id });
+  }
+
+  /** The raised flags as badges, each with its hint (涉法涉诉: guide to legal channels, 诉访分离). */
+  function renderFlags(box, flags) {
+    const raised = flags || [];
+    box.hidden = raised.length === 0;
+    box.replaceChildren(...raised.map((flag) => flagBadge(flag.flag)),
+      ...raised.filter((flag) => flag.hint).map((flag) => el("p", { class: "flag-hint", text: flag.hint })));
   }
 
   /** "可能重复": earlier petitions about the same matter, each a link that opens it; optionally a link button. */
@@ -616,11 +631,13 @@
         el("td", { text: String(q.hand_over_overdue), "data-col": "hand_over_overdue",
           class: q.hand_over_overdue ? "count-overdue" : "" }),
         el("td", { text: String(q.handling_overdue), "data-col": "handling_overdue",
-          class: q.handling_overdue ? "count-overdue" : "" }));
+          class: q.handling_overdue ? "count-overdue" : "" }),
+        el("td", { text: String(q.litigation || 0), "data-col": "litigation" }),
+        el("td", { text: String(q.collective || 0), "data-col": "collective" }));
     });
     const hidden = queues.length - visible.length;
     if (hidden > 0) {
-      rows.push(el("tr", { class: "empty-row" }, el("td", { colSpan: 8,
+      rows.push(el("tr", { class: "empty-row" }, el("td", { colSpan: 10,
         text: `另有 ${hidden} 个队列暂无待办件。` })));
     }
     body.replaceChildren(...rows);
@@ -678,7 +695,8 @@
         "aria-label": `查看第 ${item.id} 号信访件` });
       open.addEventListener("click", () => openItem(item.id));
       const classes = [item.overdue ? "overdue" : "", item.status === "returned" ? "returned" : ""].join(" ").trim();
-      const cells = [el("td", {}, open), el("td", { class: "preview", text: item.preview }), dueCell(item),
+      const preview = el("td", { class: "preview" }, ...(item.flags || []).map(flagBadge), item.preview);
+      const cells = [el("td", {}, open), preview, dueCell(item),
         el("td", { class: "status", text: label("statuses", item.status) })];
       if (columns > 4) cells.push(el("td", { text: departmentName(item.queue) }));
       return el("tr", { class: classes, "data-id": String(item.id) }, ...cells);
@@ -733,6 +751,7 @@
     showMessage("item-message", "");
     $("item-title").textContent = `第 ${petition.id} 号信访件`;
     const prediction = petition.prediction;
+    renderFlags($("item-flags"), prediction.flags);
     const facts = [
       ["状态", label("statuses", petition.status)],
       ["所在队列", petition.queue_name],
@@ -893,13 +912,15 @@
       ...queues.map((queue) => option(queue.id, queue.name)));
     $("filter-channel").replaceChildren(option("", "全部"),
       ...Object.entries(state.taxonomy.channels).map(([id, name]) => option(id, name)));
+    $("filter-flag").replaceChildren(option("", "全部"),
+      ...Object.entries(state.taxonomy.flags).map(([id, flag]) => option(id, flag.label)));
   }
 
   /** The search form as query parameters (only the filled ones). */
   function searchParams() {
     const params = new URLSearchParams();
     const fields = { q: "search-q", status: "filter-status", queue: "filter-queue", channel: "filter-channel",
-      overdue: "filter-overdue", received_from: "filter-from", received_to: "filter-to", sort: "filter-sort" };
+      overdue: "filter-overdue", flag: "filter-flag", received_from: "filter-from", received_to: "filter-to", sort: "filter-sort" };
     for (const [name, id] of Object.entries(fields)) {
       const value = $(id).value.trim();
       if (value) params.set(name, value);
@@ -1096,7 +1117,7 @@
       state.search.params = null;
       backToBoard();
     });
-    for (const id of ["filter-status", "filter-queue", "filter-channel", "filter-overdue", "filter-sort"]) {
+    for (const id of ["filter-status", "filter-queue", "filter-channel", "filter-overdue", "filter-flag", "filter-sort"]) {
       $(id).addEventListener("change", () => search());
     }
     $("results-prev").addEventListener("click", () => runSearch(Math.max(0, state.search.offset - PAGE_SIZE)));

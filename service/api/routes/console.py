@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from model.flags import Flag
 from service.api.deps import CurrentUser, SettingsDep, TaxonomyDep
 from service.auth import permission_map
 from service.errors import ApiError
@@ -83,6 +84,7 @@ def taxonomy_json(principal: CurrentUser, taxonomy: TaxonomyDep, settings: Setti
         "channels": {channel.value: channel.label for channel in Channel},
         "roles": {role.value: role.label for role in Role},
         "actions": {action.value: action.label for action in Action},
+        "flags": {flag.value: {"label": flag.label, "hint": flag.hint} for flag in Flag},
         "permissions": permission_map(),
         "max_text_chars": settings.max_text_chars,
         "deadlines": {

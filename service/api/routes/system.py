@@ -53,6 +53,7 @@ def model_info(model: ModelDep, taxonomy: TaxonomyDep, principal: CurrentUser) -
         metrics=manifest.metrics,
         training_data=manifest.training_data,
         library_versions=manifest.library_versions,
+        flags=manifest.flags,
     )
 
 
