@@ -36,6 +36,7 @@ class ClassifyOptions:
     id_col: str = "id"
     text_col: str = "text"
     compare_col: str | None = None
+    contact_col: str | None = None
     encoding: str | None = None
     max_chars: int = MAX_TEXT_CHARS
     chunk_size: int = 256
@@ -93,7 +94,8 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
         return Item(row.number, identifier, None, "empty_text: 文本为空", old)
     if len(text) > options.max_chars:
         return Item(row.number, identifier, None, f"text_too_long: 文本超过 {options.max_chars} 字", old)
-    return Item(row.number, identifier, text, None, old)
+    contact = str(values.get(options.contact_col) or "").strip() if options.contact_col else ""
+    return Item(row.number, identifier, text, None, old, contact or None)
 
 
 def assemble(items: list[Item], predictions: list[Prediction], version: str, compare: bool) -> list[Result]:
@@ -220,7 +222,8 @@ def write_progress(output: Path, rows: int, offset: int, source: Path) -> None:
 
 def items_from(path: Path, options: ClassifyOptions, skip: int) -> Iterator[Item]:
     """Validated items of the input, skipping the first `skip` rows (already in the output)."""
-    required = [options.id_col, options.text_col] + ([options.compare_col] if options.compare_col else [])
+    optional = (options.compare_col, options.contact_col)
+    required = [options.id_col, options.text_col] + [column for column in optional if column]
     for index, row in enumerate(read_rows(path, options.encoding)):
         if index == 0:
             require_columns(row, required, path)

@@ -16,6 +16,7 @@ class Item:
     text: str | None
     error: str | None
     old_department: str = ""
+    contact: str | None = None  # the petitioner's contact (`--contact-col`): repeat detection on enqueue
 
 
 @dataclass(frozen=True)

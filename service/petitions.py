@@ -53,7 +53,7 @@ from store import (
     raised_flags,
     suggested_queue,
 )
-from store.similar import Related, SimilarPetitions
+from store.similar import Related, SimilarPetitions, petitioner_runs
 
 logger = logging.getLogger("triage.api")
 
@@ -316,14 +316,33 @@ def _failed(index: int, error: ApiError) -> BatchItemOut:
     )
 
 
+# A valid batch item: its position in the request, the parsed body, the checked text, when it was received.
+ValidItem = tuple[int, SubmitIn, str, datetime]
+
+
+def _batch_rows(
+    group: list[ValidItem], related: list[Related], intake: Intake
+) -> Callable[[list[Prediction]], list[Submission]]:
+    """The rows to store for a run of batch items, once the predictor has their predictions."""
+
+    def rows(found: list[Prediction]) -> list[Submission]:
+        return [
+            _submission(parsed, text, prediction, intake, received, None, relation)
+            for (_, parsed, text, received), prediction, relation in zip(group, found, related, strict=True)
+        ]
+
+    return rows
+
+
 def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
-    """Validate each item on its own; store the valid ones in one commit; report each item's outcome."""
+    """Validate each item on its own; store the valid ones (one commit, more when a petitioner repeats within
+    the batch); report each item's outcome with its similar petitions and repeat, as for a single submission."""
     started = time.perf_counter()
     settings = intake.settings
     checked_batch_size(items, settings)
     now = datetime.now(UTC)
     results: dict[int, BatchItemOut] = {}
-    valid: list[tuple[int, SubmitIn, str, datetime]] = []
+    valid: list[ValidItem] = []
     for index, item in enumerate(items):
         try:
             parsed = _submit_adapter.validate_python(item)
@@ -333,26 +352,38 @@ def submit_batch(items: list[Any], intake: Intake) -> BatchOut:
         except ApiError as error:
             results[index] = _failed(index, error)
 
-    def rows(found: list[Prediction]) -> list[Submission]:
-        return [
-            _submission(parsed, text, prediction, intake, received, None)
-            for (_, parsed, text, received), prediction in zip(valid, found, strict=True)
+    keys = [petitioner_key(parsed.petitioner_contact, settings) for _, parsed, _, _ in valid]
+    for run in petitioner_runs(keys):
+        # Similar and repeat petitions as for a single submission; each run is stored before the next is
+        # looked up, so a repeat of an earlier item of this batch is found.
+        group = [valid[position] for position in run]
+        related = [
+            find_related(
+                intake.similar,
+                settings,
+                prepare_text(text),
+                keys[position],
+                intake.store.find(external_id=parsed.external_id) if parsed.external_id else None,
+            )
+            for position, (_, parsed, text, _) in zip(run, group, strict=True)
         ]
 
-    predictions, outcomes = (
-        intake.predictor.submit(intake.model, [text for _, _, text, _ in valid], rows) if valid else ([], [])
-    )
-    for (index, _, _, _), outcome, prediction in zip(valid, outcomes, predictions, strict=True):
-        if isinstance(outcome, StoreError):
-            results[index] = _failed(index, conflict_error(int(outcome.args[0])))
-            continue
-        petition = intake.store.get(outcome.petition_id, with_history=False)
-        if outcome.created:
-            intake.metrics.observe_predictions(prediction.heads, prediction.needs_review)
-            intake.metrics.observe_suggestion(petition.predicted_department, petition.needs_review)
-        results[index] = BatchItemOut(
-            index=index, ok=True, petition=submit_out(intake.taxonomy, petition, outcome.created)
+        predictions, outcomes = intake.predictor.submit(
+            intake.model, [text for _, _, text, _ in group], _batch_rows(group, related, intake)
         )
+        for (index, _, _, _), outcome, prediction, relation in zip(group, outcomes, predictions, related, strict=True):
+            if isinstance(outcome, StoreError):
+                results[index] = _failed(index, conflict_error(int(outcome.args[0])))
+                continue
+            petition = intake.store.get(outcome.petition_id, with_history=False)
+            if outcome.created:
+                intake.metrics.observe_predictions(prediction.heads, prediction.needs_review)
+                intake.metrics.observe_suggestion(petition.predicted_department, petition.needs_review)
+            results[index] = BatchItemOut(
+                index=index,
+                ok=True,
+                petition=submit_out(intake.taxonomy, petition, outcome.created, similar_out(relation)),
+            )
     answers = [results[index] for index in range(len(items))]
     created = sum(1 for item in answers if item.ok and item.petition and item.petition.created)
     duplicates = sum(1 for item in answers if item.ok and item.petition and not item.petition.created)

@@ -9,6 +9,7 @@ after a higher one was indexed (concurrent writers on PostgreSQL) is missed unti
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from model.similarity import SimilarityIndex, text_terms
@@ -30,6 +31,25 @@ class Related:
 
     similar: list[SimilarPetition]
     repeat_of: SimilarPetition | None
+
+
+def petitioner_runs(keys: Sequence[str | None]) -> list[range]:
+    """Consecutive runs of a batch in which no petitioner key appears twice.
+
+    The index sees stored petitions only: storing each run before looking up the next lets a petition
+    find an earlier one of the same petitioner in the same batch. Usually the whole batch is one run.
+    """
+    runs: list[range] = []
+    start, seen = 0, set[str]()
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in seen:
+            runs.append(range(start, index))
+            start, seen = index, set[str]()
+        seen.add(key)
+    runs.append(range(start, len(keys)))
+    return [run for run in runs if len(run)]
 
 
 class SimilarPetitions:

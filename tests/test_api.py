@@ -512,7 +512,7 @@ def test_model_info(client: TestClient) -> None:
 
 
 def republished_registry(source: Path, target: Path) -> Registry:
-    """A registry holding the session model twice under two versions (the model file is linked, not copied)."""
+    """A registry holding the session model twice under two versions (the model files are linked, not copied)."""
     registry = Registry(target)
     for version in ("v-one", "v-two"):
         folder = target / version
@@ -520,7 +520,8 @@ def republished_registry(source: Path, target: Path) -> Registry:
         manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
         manifest["version"] = version
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        (folder / "model.skops").symlink_to(source / "model.skops")
+        for name in ("model.skops", "flags.npz"):
+            (folder / name).symlink_to(source / name)
     registry.promote("v-one")
     return registry
 

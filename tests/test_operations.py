@@ -74,6 +74,10 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies_and_the_sub_path_wo
             assert "/triage/openapi.json" in docs and "/triage/docs/static/swagger-ui-bundle.js" in docs
             page = httpx.get(f"{base}/").text
             assert 'src="console/static/console.js"' in page  # relative: resolves under /triage/
+            assert 'src="console/static/common.js"' in page and 'href="hotspots"' in page
+            hotspots_page = httpx.get(f"{base}/hotspots").text
+            assert 'src="console/static/common.js"' in hotspots_page and 'href="./"' in hotspots_page
+            assert httpx.get(f"{base}/console/static/common.js").status_code == 200
     finally:
         access.removeHandler(records)
     clients = [fields.get("client") for fields in records.fields if fields.get("route") == "/v1/queues"]

@@ -23,7 +23,7 @@ def test_an_idle_batcher_runs_the_request_in_the_callers_thread(registry_root: P
     try:
         prediction = batcher.predict(loaded, [TEXTS[0]])[0]
         assert threads == [threading.current_thread().name]
-        assert prediction == loaded.model.predict([TEXTS[0]])[0]
+        assert prediction == loaded.predict([TEXTS[0]])[0]
     finally:
         batcher.stop()
 
@@ -32,7 +32,7 @@ def test_concurrent_requests_each_get_their_own_answer(registry_root: Path) -> N
     loaded = load_current(registry_root, {})
     sizes: list[int] = []
     batcher = Batcher(observe_batch=sizes.append)
-    expected = loaded.model.predict(TEXTS)
+    expected = loaded.predict(TEXTS)
     try:
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: batcher.predict(loaded, [TEXTS[i % 4]])[0], range(40)))

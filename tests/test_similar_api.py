@@ -130,3 +130,63 @@ def test_the_index_is_rebuilt_on_start_and_sees_petitions_stored_by_other_writer
         store.dispose()
         response = client.post("/v1/classify", json={"text": ROWS["S026"]["text"]}, headers=CLERK)
         assert outside in [item["id"] for item in response.json()["similar"]]
+
+
+def batch_item(row_id: str) -> dict[str, Any]:
+    row = ROWS[row_id]
+    return {"text": row["text"], "channel": "web", "petitioner_contact": row["contact"], "external_id": row_id}
+
+
+def test_batch_items_get_similar_and_repeat_of_as_single_submissions_do(client: TestClient) -> None:
+    earlier = submit_row(client, "S012")["id"]
+    items = [batch_item(row_id) for row_id in ("S001", "U003", "S002", "S007", "S017")]
+    response = client.post("/v1/petitions/batch", json={"items": items}, headers=CLERK)
+    assert response.status_code == 200, response.text
+    stored = [item["petition"] for item in response.json()["items"]]
+    first, _, other, repeat, gym = stored  # other: the same estate, another petitioner
+    # the same petitioner earlier in the same batch (stored first, then looked up)
+    assert repeat["repeat_of"] == first["id"]
+    assert first["id"] in {item["id"] for item in repeat["similar"]}
+    assert next(item for item in repeat["similar"] if item["id"] == first["id"])["same_petitioner"] is True
+    # the same petitioner before the batch, through the single submit
+    assert gym["repeat_of"] == earlier and earlier in [item["id"] for item in gym["similar"]]
+    assert first["repeat_of"] is None and other["repeat_of"] is None
+    read = client.get(f"/v1/petitions/{repeat['id']}", headers=CLERK).json()
+    assert read["repeat_of"] == first["id"]
+    # sent again: the originals come back (not created), never listed as similar to themselves
+    again = client.post("/v1/petitions/batch", json={"items": items}, headers=CLERK).json()["items"]
+    assert all(not item["petition"]["created"] for item in again)
+    assert all(item["petition"]["id"] not in [s["id"] for s in item["petition"]["similar"]] for item in again)
+
+
+def test_classify_enqueue_with_a_contact_column_records_repeats(
+    registry_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from triage.cli import app
+
+    database = f"sqlite:///{tmp_path / 'queue.db'}"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", database)
+    monkeypatch.setenv("TRIAGE_PETITIONER_SECRET", SECRET)
+    source = tmp_path / "backlog.csv"
+    lines = ["id,text,联系方式"] + [
+        f"{row_id},{ROWS[row_id]['text'].replace(',', '，')},{ROWS[row_id]['contact']}"
+        for row_id in ("S001", "U003", "S007", "U021")
+    ]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    options = ["-o", str(tmp_path / "out.csv"), "-j", "1", "--quiet", "--registry", str(registry_root)]
+    result = CliRunner().invoke(app, ["classify", str(source), *options, "--enqueue", "--contact-col", "联系方式"])
+    assert result.exit_code == 0, result.output
+    assert "repeats of earlier petitions 1" in result.output
+    store = QueueStore(database)
+    ids = {row_id: store.find(external_id=row_id) for row_id in ("S001", "U003", "S007", "U021")}
+    petitions = {row_id: store.get(petition_id) for row_id, petition_id in ids.items() if petition_id is not None}
+    store.dispose()
+    assert petitions["S007"].repeat_of == ids["S001"]
+    assert petitions["U021"].repeat_of is None  # the same petitioner as S001, another matter
+    expected_key = hmac.new(SECRET.encode(), ROWS["S001"]["contact"].encode(), hashlib.sha256).hexdigest()
+    assert petitions["S001"].petitioner_contact == ROWS["S001"]["contact"]
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        keys = dict(conn.execute("SELECT external_id, petitioner_key FROM petitions").fetchall())
+    assert keys["S001"] == keys["S007"] == expected_key

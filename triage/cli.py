@@ -33,6 +33,8 @@ from training.flags import flag_lines
 from training.io import InputError
 
 if TYPE_CHECKING:
+    from batch.enqueue import Repeats
+    from store import QueueStore
     from training.office import OfficeData
     from training.train import TrainResult
 
@@ -88,6 +90,25 @@ def settings() -> Settings:
 
 def registry_from(path: Path | None) -> Registry:
     return Registry(path or settings().registry)
+
+
+def repeats_over(config: Settings) -> Callable[[QueueStore], Repeats]:
+    """Repeat detection for `classify --enqueue`: the service's petitioner key and lookup over the queue's store."""
+    from batch.enqueue import Repeats
+    from model.text import prepare_text
+    from service.similar import find_related, petitioner_key
+    from store.similar import SimilarPetitions
+
+    def over(store: QueueStore) -> Repeats:
+        similar = SimilarPetitions(store)
+
+        def repeat_of(text: str, key: str) -> int | None:
+            found = find_related(similar, config, prepare_text(text), key).repeat_of
+            return found.brief.id if found else None
+
+        return Repeats(key=lambda contact: petitioner_key(contact, config), repeat_of=repeat_of)
+
+    return over
 
 
 def load_data(paths: list[Path] | None, columns: Columns, encoding: str | None, skip_invalid: bool) -> LabelledData:
@@ -552,6 +573,14 @@ def classify(
         str | None, typer.Option("--compare-col", help="原部门列 / old department column to compare")
     ] = None,
     enqueue: Annotated[bool, typer.Option(help="推送到分流队列 / push results into the routing queue")] = False,
+    contact_col: Annotated[
+        str | None,
+        typer.Option(
+            "--contact-col",
+            help="信访人联系方式列（入队时识别重复信访）/ petitioner contact column: with --enqueue, rows get the "
+            "keyed petitioner identity and repeat_of, as single submissions do",
+        ),
+    ] = None,
     channel: Annotated[
         Channel, typer.Option(help="入队时的来源渠道 / channel recorded with --enqueue")
     ] = Channel.LETTER,
@@ -576,6 +605,7 @@ def classify(
         id_col=id_col,
         text_col=text_col,
         compare_col=compare_col,
+        contact_col=contact_col,
         encoding=encoding,
         chunk_size=chunk_size,
         jobs=jobs or os.cpu_count() or 1,
@@ -597,7 +627,9 @@ def classify(
     if enqueue:
         from batch.enqueue import backlog_enqueuer
 
-        enqueuer = backlog_enqueuer(manifest.version, settings().database_url, channel)
+        enqueuer = backlog_enqueuer(
+            manifest.version, settings().database_url, channel, repeats_over(settings()) if contact_col else None
+        )
         sinks.append(enqueuer)
 
     def feed(results: list[Result]) -> None:
@@ -623,7 +655,8 @@ def classify(
     if enqueue:
         typer.echo(
             f"入队 / enqueued: new {enqueuer.created}, already queued {enqueuer.existing}, "
-            f"conflicts {enqueuer.conflicts}",
+            f"conflicts {enqueuer.conflicts}"
+            + (f", repeats of earlier petitions {enqueuer.repeated}" if contact_col else ""),
             err=True,
         )
 

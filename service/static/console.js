@@ -12,20 +12,7 @@
   const DEFAULT_CHANNEL = "web";
   const INTAKE_FIELDS = ["received-date", "headcount", "petitioner-name", "petitioner-contact", "address"];
 
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, props, ...children) => {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props || {})) {
-      if (name === "class") node.className = value;
-      else if (name === "text") node.textContent = value;
-      else if (name.startsWith("data-") || name.startsWith("aria-")) node.setAttribute(name, value);
-      else node[name] = value;
-    }
-    for (const child of children) {
-      if (child !== null && child !== undefined) node.append(child);
-    }
-    return node;
-  };
+  const { $, el } = window.TriagePage;  // common.js
 
   const state = {
     key: null,

@@ -6,18 +6,7 @@
 (function () {
   const KEY_STORAGE = "triage.apiKey";
   const CHART_SIZE = 15;
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, props, ...children) => {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props || {})) {
-      if (name === "class") node.className = value;
-      else if (name === "text") node.textContent = value;
-      else if (name.startsWith("data-") || name.startsWith("aria-")) node.setAttribute(name, value);
-      else node[name] = value;
-    }
-    for (const child of children) if (child !== null && child !== undefined) node.append(child);
-    return node;
-  };
+  const { $, el } = window.TriagePage;  // common.js
   const state = { key: sessionStorage.getItem(KEY_STORAGE), answer: null, vocabulary: null };
   const dateFormat = new Intl.DateTimeFormat("zh-CN", { dateStyle: "medium", timeZone: "Asia/Shanghai" });
   const fmtDate = (value) => (value ? dateFormat.format(new Date(value)) : "—");
@@ -27,7 +16,8 @@
   }
 
   async function call(path) {
-    const response = await fetch(path, { headers: { "X-API-Key": state.key } });
+    // Relative to the page (as in the console), so the page also works behind a proxy under a sub-path.
+    const response = await fetch(path.replace(/^\//, ""), { headers: { "X-API-Key": state.key } });
     if (!response.ok) {
       let text = `请求失败（${response.status}）`;
       try {
