@@ -17,14 +17,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from batch.results import Item, Result
 from batch.writers import ERROR_FIELDS, check_writable, error_record, open_writer, result_fields, result_record
 from model.classifier import Prediction, TriageModel
-from model.persistence import load_model, read_manifest
+from model.persistence import load_flags, load_model, read_manifest
 from model.text import is_blank
 from training.io import InputError, Row, read_rows, require_columns
 
@@ -135,12 +135,18 @@ _worker: dict[str, Any] = {}
 def _init_worker(folder: str, segmenter: str | None = None) -> None:
     model, manifest = load_model(Path(folder), segmenter)
     model.predict(["预热"], explain=False)
-    _worker.update(model=model, version=manifest.version)
+    _worker.update(model=model, version=manifest.version, flags=load_flags(Path(folder), manifest))
 
 
 def _work(items: list[Item], explain: bool) -> list[Prediction]:
-    """In a worker: predictions for the chunk's valid items (the parent pairs them with the items)."""
-    return _predict_with(_worker["model"], items, explain)
+    """In a worker: predictions for the chunk's valid items (the parent pairs them with the items). A run
+    that stores its predictions (`explain`, as `--enqueue` does) also gets the version's flags, if it has any."""
+    predictions = _predict_with(_worker["model"], items, explain)
+    flags = _worker.get("flags")
+    if not explain or flags is None or not predictions:
+        return predictions
+    scores = flags.predict([item.text for item in items if item.text is not None])
+    return [replace(prediction, flags=found) for prediction, found in zip(predictions, scores, strict=True)]
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

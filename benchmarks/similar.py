@@ -5,8 +5,10 @@ one character in six replaced, 1% in made-up topics of 20), built the way the se
 its index on start (`add_many` in batches of 50,000; the texts are used as stored, without
 `prepare_text`, which the service has already applied to stored masked text). Queries are the
 hand-written test petitions and fresh synthetic ones, each looked up as intake does (`scores`, then the top 5) and then
-added (`add`), so the tail, segment freezes and merges are part of what is timed. The baseline is
-the same lookup against the first 10,000 petitions, measured in the same run.
+added (`add`), so the tail, segment freezes and merges are part of what is timed. Two baselines,
+measured in the same run: the same lookup against the first 10,000 petitions, and at full size the
+former dense accumulator (`sparse_sums=False`: one pass over every document per lookup), timed
+alternately with the current sparse sums on the same index, so machine load hits both alike.
 
     .venv/bin/python benchmarks/similar.py [--rows 1000000] [--queries 500]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -38,16 +41,24 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def lookups(index: SimilarityIndex, texts: list[str], first_key: int) -> list[float]:
-    """Milliseconds per intake lookup (top 5 at the service's threshold), each followed by an add."""
-    timings = []
+def timed_lookup(index: SimilarityIndex, text: str) -> float:
+    """Milliseconds for one intake lookup (terms, scores, top 5 at the service's threshold)."""
+    started = time.perf_counter()
+    index.scores(text_terms(text)).top(5, 0.12)
+    return (time.perf_counter() - started) * 1000
+
+
+def lookups(index: SimilarityIndex, texts: list[str], first_key: int) -> tuple[list[float], list[float]]:
+    """Per query: the lookup with sparse sums and with the dense accumulator (alternating which goes
+    first), then the add; returns both lists of milliseconds."""
+    sparse, dense = [], []
     for offset, text in enumerate(texts):
-        started = time.perf_counter()
-        terms = text_terms(text)
-        index.scores(terms).top(5, 0.12)
-        timings.append((time.perf_counter() - started) * 1000)
-        index.add(first_key + offset, terms)
-    return timings
+        for use_sparse in (offset % 2 == 0, offset % 2 == 1):
+            index.sparse_sums = use_sparse
+            (sparse if use_sparse else dense).append(timed_lookup(index, text))
+        index.sparse_sums = True
+        index.add(first_key + offset, text_terms(text))
+    return sparse, dense
 
 
 def main() -> None:
@@ -72,10 +83,10 @@ def main() -> None:
             index.add_many(keys, texts)
             keys, texts = [], []
             if not baseline:
-                baseline = lookups(index, queries, 10_000_000)
+                baseline = lookups(index, queries, 10_000_000)[0]
             print(f"  indexed {len(index):,} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     build = time.perf_counter() - started
-    timings = lookups(index, queries, 20_000_000)
+    timings, dense = lookups(index, queries, 20_000_000)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     postings = sum(len(segment.slots) for segment in index._segments)
     print(
@@ -83,6 +94,13 @@ def main() -> None:
         f"p95 {percentile(timings, 0.95):.2f} ms over {len(timings)} lookups; baseline at {BASELINE_AT:,}: "
         f"p50 {statistics.median(baseline):.2f} ms ({statistics.median(timings) / statistics.median(baseline):.1f}x)"
     )
+    dense_p50, dense_p95 = statistics.median(dense), percentile(dense, 0.95)
+    print(
+        f"former dense accumulator on the same index, same queries, alternating: p50 {dense_p50:.2f} ms, "
+        f"p95 {dense_p95:.2f} ms; sparse sums are {dense_p50 / statistics.median(timings):.1f}x faster at p50, "
+        f"{dense_p95 / percentile(timings, 0.95):.1f}x at p95"
+    )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (1 min), on {os.cpu_count()} cores")
     print(
         f"build (prepare + index, as on service start) {build:.0f}s; {postings:,} postings in "
         f"{len(index._segments)} segments; peak RSS {peak_mb:,.0f} MB"

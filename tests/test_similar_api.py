@@ -185,6 +185,8 @@ def test_classify_enqueue_with_a_contact_column_records_repeats(
     store.dispose()
     assert petitions["S007"].repeat_of == ids["S001"]
     assert petitions["U021"].repeat_of is None  # the same petitioner as S001, another matter
+    flags = petitions["S001"].flags  # stored as a submission through the API stores them
+    assert flags is not None and set(flags) == {"litigation", "collective"}
     expected_key = hmac.new(SECRET.encode(), ROWS["S001"]["contact"].encode(), hashlib.sha256).hexdigest()
     assert petitions["S001"].petitioner_contact == ROWS["S001"]["contact"]
     with sqlite3.connect(tmp_path / "queue.db") as conn:

@@ -77,6 +77,25 @@ def test_scores_equal_brute_force_cosine_whether_added_one_by_one_or_in_bulk(row
     assert all(a.score >= b.score for a, b in itertools.pairwise(top))
 
 
+def test_sparse_sums_give_the_dense_accumulators_scores_for_every_query(rows: list[dict[str, str]]) -> None:
+    """The lookup sums over the postings read (a scratch array numbers the documents); the former dense
+    accumulator over every document is the reference, on an index with segments and a tail."""
+    texts = [prepare_text(row["text"]) for row in rows]
+    index = SimilarityIndex(tail_docs=8)
+    for key, text in enumerate(texts):
+        index.add(key * 10, text_terms(text))
+    assert index._tail and len(index._segments) > 1
+    for text in [*texts, "完全无关的一句话", ""]:
+        index.sparse_sums = False
+        dense = index.scores(text_terms(text))
+        index.sparse_sums = True
+        sparse = index.scores(text_terms(text))
+        order_sparse, order_dense = np.argsort(sparse.keys), np.argsort(dense.keys)
+        np.testing.assert_array_equal(sparse.keys[order_sparse], dense.keys[order_dense])
+        np.testing.assert_allclose(sparse.values[order_sparse], dense.values[order_dense], rtol=1e-12)
+        assert sparse.top(5, 0.12) == dense.top(5, 0.12)
+
+
 def test_reworded_repeats_score_highest_among_the_petitioners_earlier_petitions(rows: list[dict[str, str]]) -> None:
     index = SimilarityIndex()
     by_id = {row["id"]: position for position, row in enumerate(rows)}
