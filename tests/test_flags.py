@@ -52,6 +52,11 @@ def test_the_saved_flag_model_flags_what_it_should(trained: TrainResult) -> None
     assert collective["collective"].flagged and not collective["litigation"].flagged
     assert not any(score.flagged for score in plain.values())
     assert 0.0 <= plain["litigation"].probability < litigation["litigation"].probability <= 1.0
+    # the direct prediction path gives scikit-learn's numbers (white space runs, case, empty text)
+    texts = [LITIGATION_TEXT, COLLECTIVE_TEXT, PLAIN_TEXT, "", "  ", "A  市\n\n法院 ABC", *load_corpus().texts[:200]]
+    direct, reference = flags.probabilities(texts), flags.reference_probabilities(texts)
+    for name in flags.names:
+        np.testing.assert_allclose(direct[name], reference[name], rtol=0, atol=1e-12)
 
 
 def test_a_tampered_or_missing_flag_file_is_refused_and_a_version_without_flags_has_none(
