@@ -9,6 +9,8 @@ it with `pip install 'petition-triage[postgres]'`). Each process keeps its own c
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,13 +93,30 @@ def _postgresql_engine(url: URL, pool: PoolOptions) -> Engine:
     )
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch a new database file to WAL. Processes opening one new file at once can get "database is
+    locked" here at once: SQLite does not run the busy handler for this switch, so wait and retry."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: URL, synchronous: str, pool: PoolOptions) -> Engine:
     """Write transactions are `BEGIN IMMEDIATE` (WAL, foreign keys on)."""
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
@@ -107,10 +126,10 @@ def _sqlite_engine(url: URL, synchronous: str, pool: PoolOptions) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (savepoints work too)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        _enable_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
