@@ -124,12 +124,14 @@ class TriageModel(BaseEstimator):
         y: ArrayLike,
         sample_weight: ArrayLike | None = None,
         threshold_rows: ArrayLike | None = None,
+        n_jobs: int | None = None,
     ) -> TriageModel:
         """Fit features, heads and thresholds.
 
         `sample_weight` weighs rows in every head fit (an office's own rows against the corpus);
         `threshold_rows` (a boolean mask) picks the rows whose out-of-fold predictions choose the
         thresholds, so the auto-routing promise is measured on the text it will be used on.
+        `n_jobs` processes fit each head's LinearSVCs (`PlattLinearHead.fit`): the same model, sooner.
         """
         targets = np.asarray(y, dtype=object)
         if targets.ndim == 1:
@@ -152,7 +154,7 @@ class TriageModel(BaseEstimator):
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         chosen = np.ones(len(X), dtype=bool) if threshold_rows is None else np.asarray(threshold_rows, dtype=bool)
         self.heads_: dict[str, PlattLinearHead] = {
-            name: self._head(values).fit(matrix, values, weights) for name, values in labels.items()
+            name: self._head(values).fit(matrix, values, weights, n_jobs) for name, values in labels.items()
         }
         # Thresholds come from out-of-fold predictions, decoded exactly as at prediction time.
         out_of_fold = self._decode({name: head.out_of_fold_proba_ for name, head in self.heads_.items()})

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from model.text import prepare_text
 
@@ -133,6 +134,21 @@ class FlagModel:
         """Fit one classifier per flag with at least 5 examples either way. Thresholds are chosen on
         out-of-fold probabilities (5 more fits per flag) unless given (a refit on more rows keeps those
         chosen for the model that was evaluated)."""
+        with threadpool_limits(1, user_api="blas"):
+            return cls._fit(texts, labels, random_state, thresholds)
+
+    @classmethod
+    def _fit(
+        cls,
+        texts: Sequence[str],
+        labels: Mapping[str, Sequence[bool]],
+        random_state: int,
+        thresholds: Mapping[str, float] | None,
+    ) -> FlagModel:
+        """`fit` with one BLAS thread. liblinear's logistic regression takes many small BLAS steps over the
+        50,000 coefficients: on a busy 2-core machine two threads made them 15x slower (the threads spin
+        waiting for each other), and the weights' last digits depend on the number of threads, that is
+        on the machine. On one thread every machine fits the same flags."""
         vectorizer = cls._new_vectorizer()
         matrix = vectorizer.fit_transform([prepare_text(text) for text in texts])
         vocabulary = np.empty(len(vectorizer.vocabulary_), dtype=object)

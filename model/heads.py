@@ -6,21 +6,48 @@ LinearSVC on every row. Doing it by hand keeps those out-of-fold scores, so the
 abstention thresholds come from the same folds instead of a second, nested
 cross-validation (six fits per head instead of thirty-six), and the fitted head is
 three plain arrays that load fast and predict without per-call overhead.
+
+The five fold fits and the final fit are independent, so `fit(..., n_jobs=2)` runs them in worker
+processes. Not threads: liblinear draws its coordinate-descent order from one global random
+generator, so two fits running at once in one process disturb each other's order and the
+weights differ in the last digits; each process has its own generator, reseeded by every fit,
+so parallel fits give exactly the sequential weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 
 def column_scores(scores: np.ndarray) -> np.ndarray:
     """Decision scores as one column per class (a binary LinearSVC gives one column for class 1)."""
     return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+
+
+def _fit_svc(X: sparse.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None, C: float, seed: int) -> LinearSVC:
+    """Module functions, so that worker processes can run them."""
+    return LinearSVC(C=C, random_state=seed).fit(X, y, sample_weight=sample_weight)
+
+
+def _fold_scores(
+    X: sparse.spmatrix,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    train: np.ndarray,
+    test: np.ndarray,
+    C: float,
+    seed: int,
+) -> np.ndarray:
+    """Decision scores of the `test` rows from a LinearSVC fitted on the `train` rows (sliced here: X travels once)."""
+    weights = None if sample_weight is None else sample_weight[train]
+    scores: np.ndarray = _fit_svc(X[train], y[train], weights, C, seed).decision_function(X[test])
+    return scores
 
 
 class PlattLinearHead(ClassifierMixin, BaseEstimator):
@@ -31,29 +58,40 @@ class PlattLinearHead(ClassifierMixin, BaseEstimator):
         self.folds = folds
         self.random_state = random_state
 
-    def fit(self, X: sparse.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> PlattLinearHead:
-        """`sample_weight` weighs rows in the LinearSVC fits and in the sigmoid fits alike."""
+    def fit(
+        self, X: sparse.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None, n_jobs: int | None = None
+    ) -> PlattLinearHead:
+        """`sample_weight` weighs rows in the LinearSVC fits and in the sigmoid fits alike.
+
+        The same numbers as `cross_val_predict(LinearSVC, method="decision_function")` plus a fit on
+        every row, the six fits run in `n_jobs` processes (None: joblib's default, one unless configured).
+        A fit argument, not a parameter: it changes how fast the head is fitted, never what it learns,
+        so it is neither saved with the head nor part of a model's recorded parameters.
+        """
         labels = np.asarray(y).astype(str)
         self.classes_ = np.unique(labels)
-        splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
-        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
-        oof = column_scores(
-            cross_val_predict(
-                LinearSVC(C=self.C, random_state=self.random_state),
-                X,
-                labels,
-                cv=splitter,
-                method="decision_function",
-                params=weights,
-            )
+        encoded = np.searchsorted(self.classes_, labels)  # the folds fit on class indices, as cross_val_predict's
+        splits = list(StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state).split(X, encoded))
+        weights = None if sample_weight is None else np.asarray(sample_weight)
+        seed = self.random_state
+        # The final fit (the largest) first, so it is not the one left running alone at the end.
+        final, *fold_scores = Parallel(n_jobs=n_jobs, backend="loky")(
+            [delayed(_fit_svc)(X, labels, weights, self.C, seed)]
+            + [delayed(_fold_scores)(X, encoded, weights, train, test, self.C, seed) for train, test in splits]
         )
+        first = fold_scores[0]
+        oof = np.empty((X.shape[0], *first.shape[1:]), dtype=first.dtype)
+        for (_, test), scores in zip(splits, fold_scores, strict=True):
+            oof[test] = scores
+        oof = column_scores(oof)
+        weights_kw = {} if weights is None else {"sample_weight": weights}
         self.slopes_ = np.zeros(len(self.classes_))
         self.intercepts_ = np.zeros(len(self.classes_))
         for index, label in enumerate(self.classes_):
-            platt = LogisticRegression(C=1e4).fit(oof[:, [index]], labels == label, **weights)
+            platt = LogisticRegression(C=1e4).fit(oof[:, [index]], labels == label, **weights_kw)
             self.slopes_[index] = float(platt.coef_[0, 0])
             self.intercepts_[index] = float(platt.intercept_[0])
-        self.estimator_ = LinearSVC(C=self.C, random_state=self.random_state).fit(X, labels, **weights)
+        self.estimator_ = final
         self.out_of_fold_proba_ = self.calibrate(oof)
         return self
 

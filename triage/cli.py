@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -181,6 +182,15 @@ def train(
         str | None,
         typer.Option(help="分词器 jieba 或 rjieba / word segmenter (default: TRIAGE_SEGMENTER, else the default)"),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="进程数（结果与单进程相同）/ worker processes for the classifier fits, 0 = all cores "
+            "(the same model as one process, sooner)",
+        ),
+    ] = 0,
     registry: RegistryOption = None,
 ) -> None:
     """训练模型 / Train a model and add it to the registry (default: the corpus in data/).
@@ -229,7 +239,15 @@ def train(
             "segmenter": chosen.value,
         }
         result = train_and_register(
-            labelled, registry_from(registry), params, holdout, taxonomy, step=step, refit=refit, mixing=mixing
+            labelled,
+            registry_from(registry),
+            params,
+            holdout,
+            taxonomy,
+            step=step,
+            refit=refit,
+            mixing=mixing,
+            jobs=jobs or os.cpu_count() or 1,
         )
     except ValueError as error:
         raise fail(str(error)) from error
@@ -293,9 +311,11 @@ def office_data(
 def print_training(result: TrainResult, seconds: float, registry: Registry, taxonomy: Taxonomy) -> None:
     """What was trained, how it did on held-out rows, how it compares with the current model, how to promote it."""
     from training.promotion import check_promotion
+    from training.train import timing_line
 
     manifest = result.manifest
     typer.echo(f"版本 / version {result.version} ({seconds:.1f}s) -> {result.folder}")
+    typer.echo(f"  {timing_line(result.times)}")
     for head, values in manifest.metrics["test"].items():
         typer.echo(
             f"  {head}: held-out accuracy {values['accuracy']:.3f}, macro-F1 {values['macro_f1']:.3f}, "
@@ -589,8 +609,6 @@ def classify(
     registry: RegistryOption = None,
 ) -> None:
     """批量分类 / Classify a backlog file row by row (streaming, parallel, resumable)."""
-    import os
-
     from batch.classify import ClassifyOptions, classify_file
     from training.io import estimate_rows
 
