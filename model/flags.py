@@ -10,9 +10,6 @@ with `allow_pickle=False`), so a flag file cannot run code.
 
 from __future__ import annotations
 
-import itertools
-import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,21 +22,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
+from model.compiled import NgramTable
 from model.text import prepare_text
 
 FLAGS_FILE = "flags.npz"
-
-
-_WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's char analyzer folds runs of white space
-
-
-def _char_ngrams(text: str) -> Counter[str]:
-    """Character 1-3-grams as `TfidfVectorizer(analyzer="char", ngram_range=(1, 3))` counts them."""
-    folded = _WHITE_SPACES.sub(" ", text.lower())
-    counts: Counter[str] = Counter()
-    for size in (1, 2, 3):
-        counts.update(folded[start : start + size] for start in range(len(folded) - size + 1))
-    return counts
+NGRAM_RANGE = (1, 3)
 
 
 class Flag(StrEnum):
@@ -98,8 +85,9 @@ class FlagModel:
         self.idf = idf
         self.weights = weights  # flag -> (coefficients, intercept, threshold)
         self._vectorizer = self._build_vectorizer()
-        # The prediction path: n-gram -> column, and each column's idf times each flag's coefficient.
-        self._columns = {str(term): index for index, term in enumerate(vocabulary)}
+        # The prediction path: n-grams as integer keys (the routing model's compiled table), and each
+        # flag's coefficients by column.
+        self._table = NgramTable.build({str(term): index for index, term in enumerate(vocabulary)}, 0, NGRAM_RANGE)
         self._idf_coef = (
             np.column_stack([coef for coef, _, _ in weights.values()]) if weights else np.zeros((len(idf), 0))
         )
@@ -107,7 +95,7 @@ class FlagModel:
 
     @staticmethod
     def _new_vectorizer() -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, max_features=50_000)
+        return TfidfVectorizer(analyzer="char", ngram_range=NGRAM_RANGE, min_df=2, sublinear_tf=True, max_features=50_000)
 
     def _build_vectorizer(self) -> TfidfVectorizer:
         vectorizer = self._new_vectorizer()
@@ -187,14 +175,10 @@ class FlagModel:
         return {name: probabilities[:, column] for column, name in enumerate(self.weights)}
 
     def _decision(self, text: str) -> NDArray[np.float64]:
-        counts = _char_ngrams(text)
-        columns = np.fromiter(map(self._columns.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
-        known = columns >= 0
-        if not known.any():
+        columns, counts = np.unique(self._table.lookup(self._table.keys_of(text.lower())), return_counts=True)
+        if not len(columns):
             return np.zeros(self._idf_coef.shape[1])
-        columns = columns[known]
-        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))[known])
-        values = tf * self.idf[columns]
+        values = (1.0 + np.log(counts)) * self.idf[columns]
         decision: NDArray[np.float64] = values @ self._idf_coef[columns] / np.sqrt(values @ values)
         return decision
 
