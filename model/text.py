@@ -203,6 +203,14 @@ def normalize_text(text: str) -> str:
     return _t2s().convert(text)
 
 
+PREPARED_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=PREPARED_CACHE_SIZE)
 def prepare_text(text: str) -> str:
-    """The one entry point: normalise, then mask (normalising first makes full-width digits maskable)."""
+    """The one entry point: normalise, then mask (normalising first makes full-width digits maskable).
+
+    Cached: one request prepares the same text for the similar-petition lookup, the routing model and
+    the flags (a batch chunk likewise), and each pass costs about as much as segmenting it with rjieba.
+    The function is pure, so a cached answer is the answer."""
     return mask_personal_data(normalize_text(text))
