@@ -95,7 +95,9 @@ class FlagModel:
 
     @staticmethod
     def _new_vectorizer() -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer="char", ngram_range=NGRAM_RANGE, min_df=2, sublinear_tf=True, max_features=50_000)
+        return TfidfVectorizer(
+            analyzer="char", ngram_range=NGRAM_RANGE, min_df=2, sublinear_tf=True, max_features=50_000
+        )
 
     def _build_vectorizer(self) -> TfidfVectorizer:
         vectorizer = self._new_vectorizer()

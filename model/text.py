@@ -89,21 +89,27 @@ def spreadsheet_safe(value: object) -> object:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
+@lru_cache(maxsize=65536)
+def _fold_char(char: str) -> str:
+    """What one character folds to: nothing for an invisible one, else its NFKC form with white space as
+    plain spaces (cached: petitions reuse a few thousand characters)."""
+    if is_invisible(char):
+        return ""
+    return "".join(" " if piece.isspace() else piece for piece in unicodedata.normalize("NFKC", char))
+
+
 def _fold(text: str) -> tuple[str, list[int] | None]:
     """Per-character NFKC fold (full-width digits and letters become ASCII), invisible characters dropped
     and whitespace made plain spaces, with the index of the original character of each folded one (None:
-    the same positions, the common case of text that is already NFKC without invisible characters)."""
+    the same positions, as when every character folds to exactly one, e.g. full-width punctuation)."""
     if unicodedata.is_normalized("NFKC", text) and not _astral(text) and not _BMP_INVISIBLE.search(text):
         return text.translate(_SPACES), None
-    folded: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        if is_invisible(char):
-            continue
-        for piece in unicodedata.normalize("NFKC", char):
-            folded.append(" " if piece.isspace() else piece)
-            origin.append(index)
-    return "".join(folded), origin
+    pieces = list(map(_fold_char, text))
+    folded = "".join(pieces)
+    if len(folded) == len(text) and "" not in pieces:  # no piece empty and none longer: one to one
+        return folded, None
+    origin = [index for index, piece in enumerate(pieces) for _ in piece]
+    return folded, origin
 
 
 def _digit_spans(folded: str) -> list[tuple[int, int, str]]:

@@ -31,12 +31,16 @@ _shared: jieba.Tokenizer | None = None
 
 
 class Segmenter(StrEnum):
+    """jieba is the reference; rjieba (jieba-rs) is the same algorithm and dictionary in Rust."""
+
     JIEBA = "jieba"
     RJIEBA = "rjieba"
 
 
-# The segmenter new models are trained with (see README "Measured" for the dev-set comparison).
-DEFAULT_SEGMENTER = Segmenter.JIEBA
+# The segmenter new models are trained with. rjieba: on the real-text dev set a model trained with it
+# scored as well as one trained with jieba on the same corpus (domain accuracy 0.951 vs 0.950, department
+# top-1 0.840 each; README "Measured"), and it segments about 10x faster.
+DEFAULT_SEGMENTER = Segmenter.RJIEBA
 
 
 class SegmenterError(RuntimeError):
