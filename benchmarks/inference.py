@@ -153,23 +153,29 @@ def http(registry: Path, texts: list[str], requests: int) -> None:
 
 
 async def _http_runs(port: int, texts: list[str], requests: int) -> list:  # type: ignore[type-arg]
-    host, rng = "127.0.0.1", random.Random(0)
+    host = "127.0.0.1"
     await drive(host, port, "warm-up", "POST", "/v1/classify", [{"text": t} for t in texts[:20]], 1)
     health = await drive(host, port, "GET /healthz", "GET", "/healthz", [None] * requests, 1)
-    bodies = [{"text": rng.choice(texts)} for _ in range(requests)]
+    bodies = [{"text": text} for text in unique_rows(texts, requests, seed=1)]
     classify = await drive(host, port, "POST /v1/classify", "POST", "/v1/classify", bodies, 1)
-    bodies = [{"text": rng.choice(texts), "channel": "web"} for _ in range(requests)]
+    bodies = [{"text": text, "channel": "web"} for text in unique_rows(texts, requests, seed=2)]
     submit = await drive(host, port, "POST /v1/petitions", "POST", "/v1/petitions", bodies, 1)
     return [health, classify, submit]
 
 
-def write_rows(path: Path, texts: list[str], rows: int, seed: int = 0) -> None:
+def unique_rows(texts: list[str], rows: int, seed: int = 0) -> list[str]:
+    """`rows` texts drawn from `texts`, each made unique (its number appended), so no cache answers a
+    repeated text in any of the runs."""
     rng = random.Random(seed)
+    return [f"{rng.choice(texts)} {index}" for index in range(rows)]
+
+
+def write_rows(path: Path, texts: list[str], rows: int, seed: int = 0) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "text"])
-        for index in range(rows):
-            writer.writerow([f"R{index:07d}", rng.choice(texts)])
+        for index, text in enumerate(unique_rows(texts, rows, seed)):
+            writer.writerow([f"R{index:07d}", text])
 
 
 def plain_pipeline() -> tuple[TfidfVectorizer, LinearSVC]:
@@ -190,8 +196,7 @@ def rows_per_second(function: Callable[[list[str]], object], texts: list[str], c
 
 
 def batch(registries: dict[Segmenter, Path], texts: list[str], rows: int, small_rows: int, sample: int) -> None:
-    rng = random.Random(1)
-    timed = [rng.choice(texts) for _ in range(sample)]
+    timed = unique_rows(texts, sample, seed=1)
     jieba_cut = raw_segment(Segmenter.JIEBA)
     jieba_rate = rows_per_second(lambda chunk: [jieba_cut(prepare_text(t)) for t in chunk], timed)
     vectorizer, classifier = plain_pipeline()
@@ -201,7 +206,7 @@ def batch(registries: dict[Segmenter, Path], texts: list[str], rows: int, small_
     print(f"   plain jieba TF-IDF + LinearSVC, one core:   {plain_rate:7.0f} rows/s")
     with tempfile.TemporaryDirectory(prefix="triage-inference-") as scratch:
         source = Path(scratch) / "rows.csv"
-        write_rows(source, texts, sample)
+        write_rows(source, texts, sample, seed=1)  # the rows timed above
         tiny = Path(scratch) / "tiny.csv"
         write_rows(tiny, texts, 10)
         for segmenter, registry in registries.items():
