@@ -13,7 +13,7 @@ Printed, each against its baseline from the same run:
    plain jieba TF-IDF + LinearSVC pipeline (trained on the corpus) predicting them;
 4. batch peak memory (PSS of the process tree) at 50,000 and 200,000 rows.
 
-    .venv/bin/python benchmarks/inference.py [--rows 200000] [--small-rows 50000] [--skip-http]
+    .venv/bin/python benchmarks/inference.py [--rows 200000] [--small-rows 50000] [--skip-http] [--skip-batch]
 """
 
 from __future__ import annotations
@@ -248,6 +248,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the large memory run (0: skip)")
     parser.add_argument("--small-rows", type=int, default=50_000, help="rows of the small memory run (0: skip)")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-batch", action="store_true", help="only the in-process and HTTP parts")
     args = parser.parse_args()
 
     texts = real_texts(args.messages) or corpus_texts(2000)
@@ -263,8 +264,9 @@ def main() -> int:
         for registry in registries.values():
             http(registry, texts, args.requests)
             print(f"   ({load_average()})")
-    batch(registries, texts, args.rows, args.small_rows, args.sample)
-    print(f"\n{load_average()}")
+    if not args.skip_batch:
+        batch(registries, texts, args.rows, args.small_rows, args.sample)
+        print(f"\n{load_average()}")
     return 0
 
 
