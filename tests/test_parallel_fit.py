@@ -6,6 +6,7 @@ only holds if how fast a model was fitted never changes what it learned.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import zipfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from model.flags import FlagModel
 from model.heads import PlattLinearHead, column_scores
 from model.persistence import MODEL_FILE, save_model
 from training.dataset import load_corpus
+from training.flags import flags_alongside
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,29 @@ def test_flags_are_the_same_whatever_blas_threads_the_machine_has() -> None:
     for name, (coef, intercept, threshold) in one.weights.items():
         np.testing.assert_array_equal(two.weights[name][0], coef)
         assert two.weights[name][1:] == (intercept, threshold)
+
+
+@pytest.mark.slow  # a spawned process
+def test_flags_fitted_alongside_in_their_own_process_are_the_same() -> None:
+    corpus = load_corpus().subset("test")
+    data = corpus.select(list(range(400)))
+    train, test = data.select(list(range(300))), data.select(list(range(300, 400)))
+    results = []
+    for jobs in (1, 2):
+        with flags_alongside(jobs, data, train, test, None) as result:
+            results.append(result())
+    here, apart = results
+    assert here is not None and apart is not None
+    assert (apart.source, apart.train_rows, apart.shipped_rows) == (here.source, 300, 400)
+    assert apart.held_out == here.held_out and apart.model.thresholds == here.model.thresholds
+    for name, (coef, intercept, _) in here.model.weights.items():
+        np.testing.assert_array_equal(apart.model.weights[name][0], coef)
+        assert apart.model.weights[name][1] == intercept
+
+
+@pytest.mark.slow  # a spawned process
+def test_a_failed_run_stops_the_flag_process_and_says_why() -> None:
+    corpus = load_corpus().subset("test")
+    with pytest.raises(RuntimeError, match="routing fit failed"), flags_alongside(2, corpus, corpus, corpus, None):
+        raise RuntimeError("the routing fit failed")
+    assert not multiprocessing.active_children()

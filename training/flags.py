@@ -8,6 +8,9 @@ refitted on every row, keeping the thresholds chosen (out of fold) for the evalu
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +113,37 @@ def train_flags(
         model = FlagModel.fit(every_row.texts, every_row.flags, thresholds=model.thresholds)
         shipped = every_row
     return FlagTraining(model, source, len(fit_rows), len(test_rows), len(shipped), figures)
+
+
+@contextmanager
+def flags_alongside(
+    jobs: int | None,
+    data: LabelledData,
+    train: LabelledData,
+    test: LabelledData,
+    corpus: LabelledData | None,
+    refit: bool = True,
+) -> Iterator[Callable[[], FlagTraining | None]]:
+    """`train_flags`, started now in a process of its own when `jobs` > 1; call what this yields for the result.
+
+    The flags never need the routing model, so they are fitted while it is: the routing fits leave a
+    core idle while they extract features. A new (spawned) process, not a fork of one that may run
+    worker pools; the flags are the same either way (model/flags.py fits them on one BLAS thread).
+    """
+    if jobs is None or jobs <= 1:
+        yield lambda: train_flags(data, train, test, corpus, refit)
+        return
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        pending = pool.apply_async(train_flags, (data, train, test, corpus, refit))
+        yield pending.get
+    except BaseException:
+        pool.terminate()  # the run failed: do not wait for flags nobody will save
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
 
 
 def flag_lines(entry: dict[str, Any]) -> list[str]:
