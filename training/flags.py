@@ -12,6 +12,7 @@ import multiprocessing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from model.flags import Flag, FlagModel
@@ -133,17 +134,52 @@ def flags_alongside(
     if jobs is None or jobs <= 1:
         yield lambda: train_flags(data, train, test, corpus, refit)
         return
-    pool = multiprocessing.get_context("spawn").Pool(1)
+    # A bare process and a pipe, not a Pool: Pool.terminate() can hang for good while its task thread is
+    # still writing the (large) arguments to a worker that is being stopped.
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_train_flags_into, args=(sender, data, train, test, corpus, refit), name="triage-flags", daemon=True
+    )
+    process.start()
+    sender.close()
+
+    def result() -> FlagTraining | None:
+        try:
+            outcome = receiver.recv()
+        except EOFError:
+            message = f"标记模型训练进程意外退出 / the flag training process died (exit code {process.exitcode})"
+            raise RuntimeError(message) from None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        trained: FlagTraining | None = outcome
+        return trained
+
     try:
-        pending = pool.apply_async(train_flags, (data, train, test, corpus, refit))
-        yield pending.get
+        yield result
     except BaseException:
-        pool.terminate()  # the run failed: do not wait for flags nobody will save
+        process.terminate()  # the run failed: do not wait for flags nobody will save
         raise
-    else:
-        pool.close()
     finally:
-        pool.join()
+        process.join()
+        receiver.close()
+
+
+def _train_flags_into(
+    sender: Connection,
+    data: LabelledData,
+    train: LabelledData,
+    test: LabelledData,
+    corpus: LabelledData | None,
+    refit: bool,
+) -> None:
+    """The flag process: `train_flags`, its result (or its exception) sent back through the pipe."""
+    try:
+        outcome: FlagTraining | BaseException | None = train_flags(data, train, test, corpus, refit)
+    except Exception as error:
+        outcome = error
+    sender.send(outcome)
+    sender.close()
 
 
 def flag_lines(entry: dict[str, Any]) -> list[str]:
