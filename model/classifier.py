@@ -230,6 +230,7 @@ class TriageModel(BaseEstimator):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
         state.pop("_feature_names", None)  # derived from the vocabularies; rebuilt on demand
         state.pop("_term_names", None)
+        state.pop("_showable_columns", None)
         state.pop("_compiled", None)  # rebuilt from the fitted pipeline on first use
         if "features_" in state:
             state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
@@ -269,6 +270,18 @@ class TriageModel(BaseEstimator):
             self._term_names = np.array([name.split("__", 1)[1] for name in self.feature_names()], dtype=object)
         return self._term_names
 
+    def _showable(self) -> np.ndarray:
+        """Per feature column: could its term ever be shown as a key word (`explainable` without a document)?
+
+        Computed once: most of a document's strongest columns are single characters, fillers and marker
+        tokens, and checking them one by one per request cost a tenth of a prediction."""
+        if getattr(self, "_showable_columns", None) is None:
+            terms = self._terms()
+            self._showable_columns = np.fromiter(
+                (explainable(str(term), None) for term in terms), dtype=bool, count=len(terms)
+            )
+        return self._showable_columns
+
     def _weights(self, head: str) -> np.ndarray:
         """Per-class term weights of the head's LinearSVC (each class's sigmoid is monotone in its score)."""
         return self.heads_[head].coef_
@@ -295,12 +308,13 @@ class TriageModel(BaseEstimator):
     ) -> list[tuple[str, float]]:
         class_weights = self._weights(head)[self.classes(head).index(label)]
         contributions = values * class_weights[indices]
-        order = np.argsort(-contributions)
+        candidates = np.flatnonzero((contributions > 0) & self._showable()[indices])
+        order = candidates[np.argsort(-contributions[candidates], kind="stable")]
         names = self._terms()
         terms: list[tuple[str, float]] = []
         seen: set[str] = set()
         for position in order:
-            if contributions[position] <= 0 or len(terms) >= top:
+            if len(terms) >= top:
                 break
             term = str(names[indices[position]])
             if not explainable(term, words) or any(term in kept for kept in seen):

@@ -84,7 +84,6 @@ class FlagModel:
         self.vocabulary = vocabulary
         self.idf = idf
         self.weights = weights  # flag -> (coefficients, intercept, threshold)
-        self._vectorizer = self._build_vectorizer()
         # The prediction path: n-grams as integer keys (the routing model's compiled table), and each
         # flag's coefficients by column.
         self._table = NgramTable.build({str(term): index for index, term in enumerate(vocabulary)}, 0, NGRAM_RANGE)
@@ -161,8 +160,9 @@ class FlagModel:
         return cls(vocabulary.astype(str), vectorizer.idf_.astype(np.float64), weights)
 
     def reference_probabilities(self, texts: Sequence[str]) -> dict[str, NDArray[np.float64]]:
-        """Through scikit-learn's vectorizer: what `probabilities` must equal (the tests compare them)."""
-        matrix = self._vectorizer.transform([prepare_text(text) for text in texts])
+        """Through scikit-learn's vectorizer: what `probabilities` must equal (the tests compare them).
+        The vectorizer is built per call: only tests need it, and building it at every load cost time."""
+        matrix = self._build_vectorizer().transform([prepare_text(text) for text in texts])
         return {
             name: 1.0 / (1.0 + np.exp(-(matrix @ coef + intercept)))
             for name, (coef, intercept, _) in self.weights.items()

@@ -36,6 +36,10 @@ _NUMBER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("phone", re.compile(r"(?:0086|86)?1[3-9][0-9]{9}|0[0-9]{9,11}")),
 )
 _MAX_NUMBER_DIGITS = 19
+# The fewest digits any kind above can match (a landline: 0 and nine digits). A run of fewer characters
+# holds fewer digits, so it is skipped before the per-group search: most runs are dates, amounts and
+# the Chinese numerals of ordinary words (一个, 三天), and the search cost as much as the rest of masking.
+_MIN_NUMBER_DIGITS = 10
 # E-mail, also with spaces around "@" and "." and with Chinese mailbox names and domains (张三@例子.中国).
 _EMAIL = re.compile(
     r"(?:[A-Za-z0-9._%+-]+|[\u4e00-\u9fff]{1,4})"
@@ -117,6 +121,8 @@ def _digit_spans(folded: str) -> list[tuple[int, int, str]]:
     whole groups that reads as one of `_NUMBER_KINDS`; groups are never split (so "2023 5" stays)."""
     spans: list[tuple[int, int, str]] = []
     for run in _DIGIT_RUN.finditer(folded):
+        if run.end() - run.start() < _MIN_NUMBER_DIGITS:
+            continue
         groups = [
             (run.start() + group.start(), run.start() + group.end(), group.group().translate(_DIGIT_TABLE))
             for group in _DIGIT_GROUP.finditer(run.group())
@@ -148,16 +154,14 @@ def personal_data_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of each phone, ID-card, bank-card number and e-mail address in `text`, sorted
     and not overlapping, as positions of `text` itself (whatever its width, spacing or invisible marks)."""
     folded, origin = _fold(text)
-    if origin is None:
-        origin = list(range(len(folded)))
-    found = [(match.start(), match.end(), "email") for match in _EMAIL.finditer(folded)]
+    found = [(match.start(), match.end(), "email") for match in _EMAIL.finditer(folded)] if "@" in folded else []
     emails = [(start, end) for start, end, _ in found]
     found += [
         span for span in _digit_spans(folded) if not any(start < span[1] and span[0] < end for start, end in emails)
     ]
     spans: list[tuple[int, int, str]] = []
     for start, end, kind in sorted(found):
-        first, after = origin[start], origin[end - 1] + 1
+        first, after = (start, end) if origin is None else (origin[start], origin[end - 1] + 1)
         if not spans or first >= spans[-1][1]:
             spans.append((first, after, kind))
     return spans

@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from model.text import (
+    _MIN_NUMBER_DIGITS,
+    _NUMBER_KINDS,
     PLACEHOLDERS,
     is_blank,
     mask_as_written,
@@ -147,3 +149,17 @@ def test_spreadsheet_cells_never_start_a_formula(value: str) -> None:
     kept = "".join(char for char in value if char in "\t\n\r" or not 0 <= ord(char) < 0x20)
     assert not safe.startswith(("=", "+", "-", "@", "\t", "\r")) and safe.endswith(kept)
     assert not any(ord(char) < 0x20 and char not in "\t\n\r" for char in safe)
+
+
+@FAST
+@given(st.text(alphabet="0123456789Xx", min_size=1, max_size=_MIN_NUMBER_DIGITS - 1))
+def test_runs_shorter_than_the_shortest_number_kind_can_be_skipped(digits: str) -> None:
+    """`_digit_spans` skips digit runs shorter than `_MIN_NUMBER_DIGITS` characters: no kind may match one."""
+    assert not any(pattern.fullmatch(digits) for _, pattern in _NUMBER_KINDS)
+
+
+def test_the_shortest_numbers_of_each_kind_are_still_masked() -> None:
+    shortest = {"phone": "0731888866", "id_card": "110101900307777", "bank_card": "6222020200112233"}
+    for kind, number in shortest.items():
+        assert len(number) >= _MIN_NUMBER_DIGITS
+        assert prepare_text(f"号码{number}。") == f"号码{PLACEHOLDERS[kind]}。", kind

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from model.tokenize import JiebaTokenizer
+from model.tokenize import JiebaTokenizer, postprocess
 
 PETITION_TERMS = ["预付卡", "烂尾楼", "交房", "非法集资", "校外培训", "维修基金", "物业费", "培训费", "不动产证"]
 
@@ -27,3 +27,12 @@ def test_jieba_cache_goes_to_the_configured_directory(tmp_path: Path) -> None:
     env = {**os.environ, "TRIAGE_CACHE_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert (tmp_path / "jieba" / "jieba.cache").is_file()
+
+
+def test_postprocess_keeps_exactly_the_tokens_with_an_alphanumeric_character() -> None:
+    """The regex shortcut must agree with `str.isalnum()` on every character (planes 0-2 cover the text)."""
+    characters = [chr(code) for code in range(0x30000) if not 0xD800 <= code <= 0xDFFF]
+    tokens = [f"{char}。" for char in characters]  # never isalnum() as a whole: the regex decides
+    kept = set(postprocess(tokens))
+    assert kept == {token for token, char in zip(tokens, characters, strict=True) if char.isalnum()}
+    assert postprocess(["3.5", "，", "A-3", "2023", "___", "  "]) == ["3.5", "A-3", "<数>"]
