@@ -32,6 +32,7 @@ from model.explanation import document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.flags import FlagScore
 from model.heads import PlattLinearHead
+from model.pairs import choose_pair_prior, pair_counts, pair_weights
 from model.thresholds import choose_threshold, coverage_precision
 from model.tokenize import DEFAULT_SEGMENTER, PetitionSegmenter, Segmenter, check_segmenter
 
@@ -97,6 +98,7 @@ class TriageModel(BaseEstimator):
         domain_target_precision: float = DEFAULT_DOMAIN_TARGET,
         department_target_precision: float = DEFAULT_DEPARTMENT_TARGET,
         joint_decoding: bool = True,
+        pair_prior: float | None = None,
         segmenter: str = DEFAULT_SEGMENTER.value,
         random_state: int = 0,
     ) -> None:
@@ -109,6 +111,7 @@ class TriageModel(BaseEstimator):
         self.domain_target_precision = domain_target_precision
         self.department_target_precision = department_target_precision
         self.joint_decoding = joint_decoding
+        self.pair_prior = pair_prior
         self.segmenter = segmenter
         self.random_state = random_state
 
@@ -150,14 +153,15 @@ class TriageModel(BaseEstimator):
             segmenter=self.segmenter,
         )
         matrix = self.features_.fit_transform(list(X))
-        self.pairs_ = self._observed_pairs(labels)
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         chosen = np.ones(len(X), dtype=bool) if threshold_rows is None else np.asarray(threshold_rows, dtype=bool)
         self.heads_: dict[str, PlattLinearHead] = {
             name: self._head(values).fit(matrix, values, weights, n_jobs) for name, values in labels.items()
         }
+        raw_out_of_fold = {name: head.out_of_fold_proba_ for name, head in self.heads_.items()}
+        self.pairs_ = self._pair_weights(labels, raw_out_of_fold, weights)
         # Thresholds come from out-of-fold predictions, decoded exactly as at prediction time.
-        out_of_fold = self._decode({name: head.out_of_fold_proba_ for name, head in self.heads_.items()})
+        out_of_fold = self._decode(raw_out_of_fold)
         self.thresholds_: dict[str, float] = {}
         self.validation_: dict[str, dict[str, float]] = {}
         for name, values in labels.items():
@@ -177,17 +181,28 @@ class TriageModel(BaseEstimator):
             del head.out_of_fold_proba_  # training-time only; not persisted
         return self
 
-    def _observed_pairs(self, labels: dict[str, np.ndarray]) -> np.ndarray | None:
-        """(domain x department) 0/1 matrix of pairs seen in training; None with one head or no joint decoding."""
+    def _pair_weights(
+        self, labels: dict[str, np.ndarray], out_of_fold: dict[str, np.ndarray], weights: np.ndarray | None
+    ) -> np.ndarray | None:
+        """(domain x department) weights of joint decoding (model/pairs.py): zero for pairs never seen in
+        training; None with one head or no joint decoding. Sets `pair_prior_`, the power used."""
+        self.pair_prior_: float | None = None
         if not self.joint_decoding or len(labels) < 2:
             return None
-        domains, departments = np.unique(labels["domain"]), np.unique(labels["department"])
-        pairs = np.zeros((len(domains), len(departments)))
-        pairs[np.searchsorted(domains, labels["domain"]), np.searchsorted(departments, labels["department"])] = 1.0
-        return pairs
+        domain_classes, department_classes = self.heads_["domain"].classes_, self.heads_["department"].classes_
+        domains = np.searchsorted(domain_classes, labels["domain"])
+        departments = np.searchsorted(department_classes, labels["department"])
+        counts = pair_counts(domains, departments, (len(domain_classes), len(department_classes)), weights)
+        self.pair_prior_ = (
+            choose_pair_prior(out_of_fold["domain"], out_of_fold["department"], (domains, departments), counts, weights)
+            if self.pair_prior is None
+            else float(self.pair_prior)
+        )
+        return pair_weights(counts, self.pair_prior_)
 
     def _decode(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Joint decoding: P(d, p) proportional to P(d) P(p) over observed pairs, then both marginals.
+        """Joint decoding: P(d, p) proportional to P(d) P(p) w(d, p) over pairs seen in training (`pairs_`,
+        model/pairs.py), then both marginals.
 
         A row whose two heads agree on no observed pair keeps its independent probabilities.
         """
@@ -239,6 +254,8 @@ class TriageModel(BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         vocabularies = state.pop("vocabularies_", None)
         state.setdefault("segmenter", Segmenter.JIEBA.value)  # model files from before the setting
+        state.setdefault("pair_prior", 0.0)  # ... and from before pair weights (a seen/unseen mask is power 0)
+        state.setdefault("pair_prior_", 0.0 if state.get("pairs_") is not None else None)
         super().__setstate__(state)
         if vocabularies is not None:
             attach_vocabularies(self.features_, vocabularies)

@@ -7,6 +7,7 @@ import pytest
 
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, LabelError, TriageModel
 from model.explanation import document_words, explainable
+from model.pairs import PAIR_PRIOR_GRID
 from model.persistence import load_model
 from model.taxonomy import load_taxonomy
 from model.text import prepare_text
@@ -132,3 +133,11 @@ def test_explanations_skip_fillers_fragments_and_placeholders(model: TriageModel
     assert all(explainable(term, words) for term in terms)
     assert not {"以后", "希望", "晚上", "店办", "银行卡号", "卡号"} & set(terms)
     assert "银行" not in terms  # only inside the 【银行卡号】 placeholder here
+
+
+def test_the_manifest_and_model_card_record_the_pair_weights_power(trained: TrainResult) -> None:
+    power = trained.manifest.metrics["joint_decoding"]["pair_prior"]
+    assert power in PAIR_PRIOR_GRID
+    model, _ = load_model(trained.folder)
+    assert model.pair_prior_ == power
+    assert f"power {power}" in (trained.folder / "MODEL_CARD.md").read_text(encoding="utf-8")

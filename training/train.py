@@ -205,6 +205,12 @@ def model_card(manifest: Manifest, taxonomy: Taxonomy) -> str:
             f"{metrics['top3_accuracy']:.3f}, coverage {metrics['coverage_at_threshold']:.3f} at precision "
             f"{metrics['precision_at_threshold']:.3f}"
         )
+    joint = manifest.metrics.get("joint_decoding", {})
+    if joint.get("pair_prior") is not None:
+        lines.append(
+            f"- joint decoding: domain and department pairs weighted by how often the training rows pair them "
+            f"(pointwise mutual information to the power {joint['pair_prior']}, chosen on out-of-fold predictions)"
+        )
     if manifest.flags:
         lines += ["", "## Flags (涉法涉诉 / 集体访)", *flag_lines(manifest.flags)]
     lines += [
@@ -335,7 +341,12 @@ def train_and_register(
         },
         labels={head: model.classes(head) for head in model.head_names_},
         thresholds=model.thresholds_,
-        metrics={"test": test_metrics, "out_of_fold_train": model.validation_, COMPARISON_KEY: comparison.to_dict()},
+        metrics={
+            "test": test_metrics,
+            "out_of_fold_train": model.validation_,
+            "joint_decoding": {"pair_prior": model.pair_prior_},
+            COMPARISON_KEY: comparison.to_dict(),
+        },
         parameters=manifest_parameters(model),
         library_versions=library_versions(),
         segmenter=model.trained_segmenter.value,
