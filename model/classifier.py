@@ -31,7 +31,7 @@ from model.compiled import CompiledModel, CompileError
 from model.explanation import document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.flags import FlagScore
-from model.heads import PlattLinearHead
+from model.heads import DEFAULT_C, PlattLinearHead
 from model.pairs import choose_pair_prior, pair_counts, pair_weights
 from model.thresholds import choose_threshold, coverage_precision
 from model.tokenize import DEFAULT_SEGMENTER, PetitionSegmenter, Segmenter, check_segmenter
@@ -89,7 +89,7 @@ class TriageModel(BaseEstimator):
 
     def __init__(
         self,
-        C: float = 2.0,
+        C: float = DEFAULT_C,
         word_ngram_range: tuple[int, int] = (1, 1),
         char_ngram_range: tuple[int, int] = (1, 3),
         lead_tokens: int = 20,

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from model.classifier import TriageModel
 from model.features import build_features
 from model.flags import FlagModel
-from model.heads import PlattLinearHead, column_scores
+from model.heads import DEFAULT_C, PlattLinearHead, column_scores
 from model.persistence import MODEL_FILE, save_model
 from training.dataset import load_corpus
 from training.flags import flags_alongside
@@ -44,7 +44,7 @@ def test_head_gives_cross_val_predict_scores_and_a_fit_on_every_row(
         head = PlattLinearHead(folds=3).fit(matrix, labels, weights)
         reference = column_scores(
             cross_val_predict(
-                LinearSVC(C=2.0, random_state=0),
+                LinearSVC(C=DEFAULT_C, random_state=0),
                 matrix,
                 labels,
                 cv=StratifiedKFold(3, shuffle=True, random_state=0),
@@ -53,7 +53,7 @@ def test_head_gives_cross_val_predict_scores_and_a_fit_on_every_row(
             )
         )
         np.testing.assert_array_equal(head.out_of_fold_proba_, head.calibrate(reference))
-        final = LinearSVC(C=2.0, random_state=0).fit(matrix, labels, sample_weight=weights)
+        final = LinearSVC(C=DEFAULT_C, random_state=0).fit(matrix, labels, sample_weight=weights)
         np.testing.assert_array_equal(head.estimator_.coef_, final.coef_)
         np.testing.assert_array_equal(head.estimator_.intercept_, final.intercept_)
 

@@ -21,6 +21,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from model.features import build_features
+from model.heads import DEFAULT_C
 from model.tokenize import DEFAULT_SEGMENTER
 from training.dataset import LabelledData, row_key
 
@@ -115,7 +116,7 @@ def _fold_scores(
 def choose_office_weight(
     corpus: LabelledData,
     office: LabelledData,
-    C: float = 2.0,
+    C: float = DEFAULT_C,
     segmenter: str = DEFAULT_SEGMENTER.value,
     candidates: Sequence[float] = WEIGHT_CANDIDATES,
     folds: int = WEIGHT_FOLDS,

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from batch.classify import Summary as ClassifySummary
 from batch.results import Result
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, TriageModel
+from model.heads import DEFAULT_C
 from model.persistence import Manifest, ModelLoadError, load_model, read_manifest, require_segmenter, verify_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy, load_taxonomy
@@ -532,7 +533,7 @@ def cv(
     department_col: DepartmentCol = "department",
     encoding: EncodingOption = None,
     skip_invalid: Annotated[bool, typer.Option(help="跳过无效行 / skip invalid rows")] = False,
-    c: Annotated[float, typer.Option("--C", help="LinearSVC regularisation C")] = 2.0,
+    c: Annotated[float, typer.Option("--C", help="LinearSVC regularisation C")] = DEFAULT_C,
 ) -> None:
     """交叉验证 / Stratified k-fold cross-validated metrics of the pipeline on a labelled file."""
     from training.crossval import cross_validate_pipeline
