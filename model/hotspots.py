@@ -27,13 +27,14 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from model.office_time import CHINA_STANDARD_TIME
 from model.similarity import TERM_BITS, batch_terms, phrase_terms
 
 # Phrases that end like the name of a place, project, merchant or platform.
@@ -72,7 +73,6 @@ COMPLAINTS: tuple[str, ...] = (
     "违建",
 )
 MAX_PHRASE = 8
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 LABEL_SAMPLE = 30  # members read for the label of a large cluster (the newest)
 ANCHOR_FLOOR = 50  # a name this widely shared can still be a target in a small input
 

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from model.classifier import Prediction
+from model.office_time import CHINA_STANDARD_TIME
 from model.taxonomy import Taxonomy
 from model.text import mask_as_written, prepare_text
 from service.auth import Permission, Principal
@@ -57,7 +58,6 @@ from store.similar import Related, SimilarPetitions, petitioner_runs
 
 logger = logging.getLogger("triage.api")
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 CLOCK_SKEW = timedelta(minutes=5)
 _submit_adapter = TypeAdapter(SubmitIn)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from openpyxl import Workbook
 from pydantic import BaseModel, Field
 
 from model.flags import Flag
+from model.office_time import CHINA_STANDARD_TIME
 from model.taxonomy import Taxonomy
 from model.text import spreadsheet_safe
 from service.auth import Principal, check_queue_access
@@ -25,7 +26,6 @@ from store import Channel, PetitionQuery, PetitionRecord, QueueStore, SortOrder,
 
 logger = logging.getLogger("triage.api")
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 MAX_EXPORT_ROWS = 10_000
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

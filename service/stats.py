@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from model.office_time import CHINA_STANDARD_TIME
 from model.taxonomy import Taxonomy
 from service.schemas import (
     CorrectionOut,
@@ -23,7 +24,7 @@ from service.schemas import (
     StatsOut,
     WeekStatsOut,
 )
-from service.search import CHINA_STANDARD_TIME, day_start
+from service.search import day_start
 from store import Decision, QueueStore
 
 WEEK = timedelta(days=7)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.search import CHINA_STANDARD_TIME
+from model.office_time import CHINA_STANDARD_TIME
 from service.stats import week_starts
 from store import QueueStore
 from tests.test_api import ADMIN, CLERK, FINANCE, HOUSING, HOUSING_TEXT, assert_error, submit

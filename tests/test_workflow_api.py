@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+from model.office_time import CHINA_STANDARD_TIME
 from tests.test_api import ADMIN, CLERK, FINANCE, FINANCE_TEXT, HOUSING, assert_error, submit
 from tests.test_api import client as client  # the fixture: one app and SQLite file per test
 
@@ -193,8 +194,11 @@ def test_search_filters_sort_and_department_scope(client: TestClient) -> None:
     assert ids("overdue=true") == [housing] and housing not in ids("overdue=false")
     assert ids("queue=finance_regulation") == [finance] and ids("status=routed&queue=housing") == [housing]
     assert len(ids("channel=phone")) == 1 and road not in ids("channel=phone")
-    today = datetime.now(UTC).date().isoformat()
-    assert housing not in ids(f"received_from={today}") and ids(f"received_to={old[:10]}") == [housing]
+    # The date filters are Beijing dates: after 16:00 UTC the UTC date of a petition is a day behind.
+    today = datetime.now(CHINA_STANDARD_TIME).date().isoformat()
+    old_day = datetime.fromisoformat(old).astimezone(CHINA_STANDARD_TIME).date().isoformat()
+    assert housing not in ids(f"received_from={today}") and ids(f"received_to={old_day}") == [housing]
+    assert housing not in ids(f"received_to={(datetime.fromisoformat(old_day) - timedelta(days=1)).date()}")
     assert ids("sort=due")[0] == housing and ids("sort=-due")[-1] == housing
     assert ids("", HOUSING) == [housing]  # a department searches its own queue only
     assert_error(client.get("/v1/petitions?queue=finance_regulation", headers=HOUSING), 403, "forbidden")
