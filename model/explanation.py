@@ -19,9 +19,15 @@ _STOP_WORDS = """
 没有 不是 可以 不能 不会 能够 应该 希望 要求 请求 恳请 麻烦 谢谢 感谢 您好 你好 我们 你们
 他们 自己 本人 大家 这个 那个 这些 那些 这样 那样 什么 怎么 如何 为什么 多次 很多 非常 特别
 一些 一下 一个 问题 情况 反映 相关 有关 进行 处理 解决 了解 知道 联系 电话 号码 方面 表示
-认为 导致 造成 发生 出现 至今 仍然 依然 几个 每天 经常
+认为 导致 造成 发生 出现 至今 仍然 依然 几个 每天 经常 甚至 而已 只好 却是 为了 以及 其中 部分
+大部分 直接 别人 实在 感觉 必须 清楚 发现 得到 为何 请问 下面 通过 有人 不敢 那种 效果 回答 何时
+能否 是否 只是 只能 一样 一般 不过 然而 于是 总是 还要 终于 居然 根本 到底 一定 可能 需要
+尤其 简直 成为 一种 我家
 """
 STOP_TERMS: frozenset[str] = frozenset(_STOP_WORDS.split())
+# Single characters that only glue words together: a "word pair" with one of them (与A, 的领导, 司机的)
+# reads as a fragment, not a key word. Single ASCII letters and digits (the A of A市) likewise.
+_GLUE = frozenset("的了在是和与及或也都就还又被把给对向从让跟并而但能会要吗呢吧啊呀着过个这那其该此我你他她它")
 
 Segment = Callable[[str], list[str]]
 
@@ -31,8 +37,15 @@ def document_words(text: str, segment: Segment) -> frozenset[str]:
     return _word_set(segment(PLACEHOLDER_PATTERN.sub(" ", prepare_text(text))))
 
 
+def _pairable(token: str) -> bool:
+    return not (len(token) == 1 and (token in _GLUE or token.isascii())) and token not in STOP_TERMS
+
+
 def _word_set(tokens: list[str]) -> frozenset[str]:
-    return frozenset(tokens) | frozenset(first + second for first, second in pairwise(tokens))
+    """The tokens, and adjacent pairs of them where neither is glue or a stop word."""
+    return frozenset(tokens) | frozenset(
+        first + second for first, second in pairwise(tokens) if _pairable(first) and _pairable(second)
+    )
 
 
 def tokens_and_words(prepared: str, segment: Segment) -> tuple[list[str], frozenset[str]]:

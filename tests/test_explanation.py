@@ -18,3 +18,11 @@ def test_only_whole_words_outside_placeholders_and_no_fillers() -> None:
 def test_a_word_outside_the_placeholder_still_counts() -> None:
     words = document_words("到银行办理转账时卡号13812345678被盗用", JiebaTokenizer())
     assert explainable("银行", words)
+
+
+def test_word_pairs_glued_by_a_function_character_or_a_letter_are_not_key_words() -> None:
+    words = document_words("我和A市的领导反映过，物业费与A区标准不符，司机的态度也差", JiebaTokenizer())
+    for term in ("的领导", "与A", "司机的", "A市"):
+        assert not explainable(term, words), term
+    for term in ("领导", "物业费", "态度"):
+        assert explainable(term, words), term
