@@ -108,6 +108,35 @@ def test_department_accepts_notes_extends_returns_and_closes(page: Page, api: ht
     shot(page, "24-manual-triage-returned-first")
 
 
+def test_a_slow_earlier_search_never_overwrites_the_latest_filters(page: Page, api: httpx.Client) -> None:
+    """Two filters changed in quick succession: the first search's answer, arriving last, is dropped."""
+    marker = "东风路十七号井盖缺失"
+    by_phone = api.post("/v1/petitions", json={"text": f"{marker}，夜里有人摔伤", "channel": "phone"}).json()["id"]
+    by_letter = api.post("/v1/petitions", json={"text": f"{marker}，请尽快补上", "channel": "letter"}).json()["id"]
+    sign_in(page, CLERK_KEY)
+    page.get_by_label("查找", exact=True).fill(marker)
+    page.get_by_role("button", name="查找", exact=True).click()
+    results = page.get_by_test_id("results-table")
+    expect(results.locator(f'tr[data-id="{by_letter}"]')).to_be_visible()
+
+    held: list[Route] = []
+    page.route(
+        "**/v1/petitions?*",
+        lambda route: held.append(route) if "channel=letter" in route.request.url else route.continue_(),
+    )
+    page.locator("#filter-channel").select_option("letter")  # held back: answers last
+    page.locator("#filter-channel").select_option("phone")
+    expect(results.locator(f'tr[data-id="{by_phone}"]')).to_be_visible()
+    expect(results.locator(f'tr[data-id="{by_letter}"]')).to_have_count(0)
+    assert len(held) == 1
+    with page.expect_response(lambda response: "channel=letter" in response.url):
+        held[0].continue_()
+    page.wait_for_timeout(300)  # let the console handle the late answer
+    expect(results.locator(f'tr[data-id="{by_phone}"]')).to_be_visible()
+    expect(results.locator(f'tr[data-id="{by_letter}"]')).to_have_count(0)
+    page.unroute("**/v1/petitions?*")
+
+
 def test_clerk_searches_filters_exports_and_prints(page: Page, api: httpx.Client) -> None:
     old = (datetime.now(UTC) - timedelta(days=25)).isoformat()
     late = routed(api, "开发商挪用小区维修基金，业委会多次反映未果。", external_id="=CMD(1)", received_at=old)

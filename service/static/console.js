@@ -915,14 +915,20 @@
     return params;
   }
 
+  let searchSequence = 0;
+
   async function runSearch(offset) {
     const params = state.search.params;
     if (!params) return;
     const query = new URLSearchParams(params);
     query.set("limit", String(PAGE_SIZE));
     query.set("offset", String(offset));
+    // Two filters changed in quick succession start two searches; only the latest may fill the table
+    // (an earlier one answering last would show results for filters the clerk already changed).
+    const sequence = ++searchSequence;
     try {
       const page = await api("GET", `/v1/petitions?${query}`);
+      if (sequence !== searchSequence) return;
       state.search.offset = offset;
       state.search.total = page.total;
       $("results-title").textContent = `查找结果（共 ${page.total} 件）`;
@@ -934,7 +940,7 @@
       showBoardView("results-view");
       showMessage("board-message", "");
     } catch (failure) {
-      fail("board-message", failure, "查找失败：");
+      if (sequence === searchSequence) fail("board-message", failure, "查找失败：");
     }
   }
 
