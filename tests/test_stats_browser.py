@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.test_console_browser import CLERK_KEY, CORRECTION_TEXT, HOUSING_KEY, HOUSING_TEXT, shot, sign_in
 from tests.test_console_browser import api as api  # fixtures: a clerk's HTTP client, the server, Chromium
@@ -72,6 +72,27 @@ def test_clerk_sees_acceptance_per_week_and_department(page: Page, api: httpx.Cl
     page.get_by_role("button", name="← 返回看板").filter(visible=True).click()
     expect(view).to_be_hidden()
     expect(page.locator("#queues-view")).to_be_visible()
+
+
+def test_a_slow_earlier_range_never_replaces_the_chosen_one(page: Page) -> None:
+    sign_in(page, CLERK_KEY)
+    page.get_by_test_id("stats-button").click()
+    weeks = page.get_by_test_id("stats-week")
+    expect(weeks).to_have_count(8)
+    held: list[Route] = []
+    page.route(
+        "**/v1/stats?*", lambda route: held.append(route) if "weeks=26" in route.request.url else route.continue_()
+    )
+    page.get_by_label("时间范围").select_option("26")  # held back: answers last
+    page.get_by_label("时间范围").select_option("4")
+    expect(weeks).to_have_count(4)
+    assert len(held) == 1
+    with page.expect_response(lambda response: "weeks=26" in response.url):
+        held[0].continue_()
+    page.wait_for_timeout(300)  # let the console handle the late answer
+    expect(weeks).to_have_count(4)
+    expect(page.get_by_test_id("stats-summary")).to_contain_text("最近 4 周")
+    page.unroute("**/v1/stats?*")
 
 
 def test_departments_are_not_offered_the_statistics(page: Page) -> None:

@@ -915,7 +915,17 @@
     return params;
   }
 
-  let searchSequence = 0;
+  /**
+   * Requests of one kind where only the latest answer may be shown: a control changed twice in quick
+   * succession starts two requests, and the earlier one answering last would show what the clerk
+   * already changed. `begin()` before the request; `isLatest(ticket)` when its answer arrives.
+   */
+  function latestOnly() {
+    let last = 0;
+    return { begin: () => ++last, isLatest: (ticket) => ticket === last };
+  }
+  const searches = latestOnly();
+  const statsLoads = latestOnly();
 
   async function runSearch(offset) {
     const params = state.search.params;
@@ -923,12 +933,10 @@
     const query = new URLSearchParams(params);
     query.set("limit", String(PAGE_SIZE));
     query.set("offset", String(offset));
-    // Two filters changed in quick succession start two searches; only the latest may fill the table
-    // (an earlier one answering last would show results for filters the clerk already changed).
-    const sequence = ++searchSequence;
+    const ticket = searches.begin();
     try {
       const page = await api("GET", `/v1/petitions?${query}`);
-      if (sequence !== searchSequence) return;
+      if (!searches.isLatest(ticket)) return;
       state.search.offset = offset;
       state.search.total = page.total;
       $("results-title").textContent = `查找结果（共 ${page.total} 件）`;
@@ -940,7 +948,7 @@
       showBoardView("results-view");
       showMessage("board-message", "");
     } catch (failure) {
-      if (sequence === searchSequence) fail("board-message", failure, "查找失败：");
+      if (searches.isLatest(ticket)) fail("board-message", failure, "查找失败：");
     }
   }
 
@@ -1001,15 +1009,17 @@
   /** Per week: the decisions on suggestions as one stacked bar, and the share that needed review. Labels
    * come from the answer's `measures` (the server's), so the page keeps no copies of them. */
   async function loadStats(focus) {
+    const ticket = statsLoads.begin();
     try {
       const weeks = $("stats-weeks").value;
       const answer = await api("GET", `/v1/stats?weeks=${encodeURIComponent(weeks)}`);
+      if (!statsLoads.isLatest(ticket)) return;
       renderStats(answer);
       showBoardView("stats-view");
       showMessage("board-message", "");
       if (focus) $("stats-title").focus();
     } catch (failure) {
-      fail("board-message", failure, "无法获取采纳统计：");
+      if (statsLoads.isLatest(ticket)) fail("board-message", failure, "无法获取采纳统计：");
     }
   }
 
