@@ -137,7 +137,8 @@ def one_text(models: dict[Segmenter, TriageModel], texts: list[str]) -> None:
             },
             sample,
         )
-        slow = interleaved_ms({"slow": lambda text, model=model: model.predict([text], compiled=False)}, sample)["slow"]  # type: ignore[misc]
+        reference = {"slow": lambda text, model=model: model.predict([text], compiled=False)}  # type: ignore[misc]
+        slow = interleaved_ms(reference, sample)["slow"]
         cut, fast = timed["cut"], timed["fast"]
         print(
             f"   {segmenter:<7} segmentation {cut:6.2f} ms | predict compiled {fast:6.2f} ms = {fast / cut:4.2f}x "

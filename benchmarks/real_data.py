@@ -163,14 +163,24 @@ def print_figures(name: str, f: Figures) -> None:
     )
 
 
-def print_domain_classes(scores: dict[str, HeadScores], dev: DevSet) -> None:
+def domain_class_counts(scores: dict[str, HeadScores], dev: DevSet) -> dict[str, tuple[int, int, int]]:
+    """Per domain: (dev rows, rows predicted as it, rows predicted right)."""
     s = scores["domain"]
     truth = dev.labels["domain"]
     predicted = s.classes[s.scores.argmax(axis=1)]
+    return {
+        str(label): (
+            int((truth == label).sum()),
+            int((predicted == label).sum()),
+            int(((truth == label) & (predicted == label)).sum()),
+        )
+        for label in sorted(set(truth) | set(predicted))
+    }
+
+
+def print_domain_classes(scores: dict[str, HeadScores], dev: DevSet) -> None:
     print(f"  {'domain':<12} {'n':>5} {'predicted':>9} {'right':>6} {'precision':>9} {'recall':>7}")
-    for label in sorted(set(truth) | set(predicted)):
-        n, p = int((truth == label).sum()), int((predicted == label).sum())
-        right = int(((truth == label) & (predicted == label)).sum())
+    for label, (n, p, right) in domain_class_counts(scores, dev).items():
         precision, recall = right / p if p else float("nan"), right / n if n else float("nan")
         print(f"  {label:<12} {n:5d} {p:9d} {right:6d} {precision:9.3f} {recall:7.3f}")
 
@@ -241,26 +251,27 @@ def ablation(corpus: LabelledData, ids: list[str], dev: DevSet) -> None:
         return [corpus.texts[i] for i in idx], [[corpus.labels[i], corpus.departments[i]] for i in idx]
 
     then: dict[str, Any] = {"C": 2.0, "pair_prior": 0.0}  # the settings of those steps' time
+    early = {"domain_target_precision": 0.95, "department_target_precision": 0.95, **then}
     steps = [
         (
             "original corpus, train split, independent heads, target 0.95",
             original & split_rows,
-            {"joint_decoding": False, "domain_target_precision": 0.95, "department_target_precision": 0.95, **then},
+            {"joint_decoding": False, **early},
         ),
         (
             f"+ {int((~original).sum()):,} new petitions (train split)",
             split_rows,
-            {"joint_decoding": False, "domain_target_precision": 0.95, "department_target_precision": 0.95, **then},
+            {"joint_decoding": False, **early},
         ),
         (
             "+ refit on every corpus row",
             np.ones(len(ids), bool),
-            {"joint_decoding": False, "domain_target_precision": 0.95, "department_target_precision": 0.95, **then},
+            {"joint_decoding": False, **early},
         ),
         (
             "+ joint domain/department decoding",
             np.ones(len(ids), bool),
-            {"domain_target_precision": 0.95, "department_target_precision": 0.95, **then},
+            early,
         ),
         ("+ thresholds at 0.985 out-of-fold", np.ones(len(ids), bool), then),
         ("+ pair weights chosen out of fold", np.ones(len(ids), bool), {"C": 2.0}),
@@ -303,13 +314,8 @@ def sweep(corpus: LabelledData, dev: DevSet, settings: list[tuple[str, float]]) 
         model = TriageModel(**{name: value}).fit(corpus.texts, corpus.targets(), n_jobs=-1)
         scores = model_scores(model, dev.texts)
         print_figures(f"{name}={value}"[:22], figures(scores, dev, everything))
-        domain = scores["domain"]
-        predicted = domain.classes[domain.scores.argmax(axis=1)]
-        right = predicted == dev.labels["domain"]
-        small = [
-            f"{c} {int((predicted == c).sum())} predicted ({int((right & (predicted == c)).sum())} right)"
-            for c in ("finance", "prepaid")
-        ]
+        counts = domain_class_counts(scores, dev)
+        small = [f"{c} {counts[c][1]} predicted ({counts[c][2]} right)" for c in ("finance", "prepaid") if c in counts]
         print(f"    ^ {', '.join(small)}")
 
 

@@ -159,7 +159,7 @@ class TriageModel(BaseEstimator):
             name: self._head(values).fit(matrix, values, weights, n_jobs) for name, values in labels.items()
         }
         raw_out_of_fold = {name: head.out_of_fold_proba_ for name, head in self.heads_.items()}
-        self.pairs_ = self._pair_weights(labels, raw_out_of_fold, weights)
+        self.pair_prior_, self.pairs_ = self._pair_weights(labels, raw_out_of_fold, weights)
         # Thresholds come from out-of-fold predictions, decoded exactly as at prediction time.
         out_of_fold = self._decode(raw_out_of_fold)
         self.thresholds_: dict[str, float] = {}
@@ -183,22 +183,21 @@ class TriageModel(BaseEstimator):
 
     def _pair_weights(
         self, labels: dict[str, np.ndarray], out_of_fold: dict[str, np.ndarray], weights: np.ndarray | None
-    ) -> np.ndarray | None:
-        """(domain x department) weights of joint decoding (model/pairs.py): zero for pairs never seen in
-        training; None with one head or no joint decoding. Sets `pair_prior_`, the power used."""
-        self.pair_prior_: float | None = None
+    ) -> tuple[float | None, np.ndarray | None]:
+        """The power used and the (domain x department) weights of joint decoding (model/pairs.py): zero for
+        pairs never seen in training; (None, None) with one head or no joint decoding."""
         if not self.joint_decoding or len(labels) < 2:
-            return None
+            return None, None
         domain_classes, department_classes = self.heads_["domain"].classes_, self.heads_["department"].classes_
         domains = np.searchsorted(domain_classes, labels["domain"])
         departments = np.searchsorted(department_classes, labels["department"])
         counts = pair_counts(domains, departments, (len(domain_classes), len(department_classes)), weights)
-        self.pair_prior_ = (
+        power = (
             choose_pair_prior(out_of_fold["domain"], out_of_fold["department"], (domains, departments), counts, weights)
             if self.pair_prior is None
             else float(self.pair_prior)
         )
-        return pair_weights(counts, self.pair_prior_)
+        return power, pair_weights(counts, power)
 
     def _decode(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Joint decoding: P(d, p) proportional to P(d) P(p) w(d, p) over pairs seen in training (`pairs_`,
