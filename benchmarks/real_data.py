@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.classifier import TriageModel  # noqa: E402
-from model.persistence import load_model  # noqa: E402
-from model.registry import Registry  # noqa: E402
+from model.persistence import ModelLoadError, load_model  # noqa: E402
+from model.registry import Registry, RegistryError  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.dataset import LabelledData, corpus_path, load_corpus  # noqa: E402
 
@@ -342,9 +342,11 @@ def main() -> int:
         )
         return 2
     dev = load_dev(args.data_dir)
-    registry = Registry(args.registry)
-    folder = registry.resolve(args.version)
-    model, manifest = load_model(folder)
+    try:
+        model, manifest = load_model(Registry(args.registry).resolve(args.version))
+    except (RegistryError, ModelLoadError) as error:
+        print(f"{error} (or pass --registry FOLDER)")
+        return 2
     corpus = load_corpus()
     ids = [json.loads(line)["id"] for line in corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     shipped_rows = manifest.training_data.get("shipped_model_rows", manifest.training_data.get("train_rows"))

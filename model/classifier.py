@@ -28,7 +28,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 
 from model.compiled import CompiledModel, CompileError
-from model.explanation import document_words, explainable
+from model.explanation import DocumentWords, document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.flags import FlagScore
 from model.heads import DEFAULT_C, PlattLinearHead
@@ -310,7 +310,7 @@ class TriageModel(BaseEstimator):
         row = row.tocsr()
         return self._explain(row.indices, row.data, head, label, top, self._words(text))
 
-    def _words(self, text: str | None) -> frozenset[str] | None:
+    def _words(self, text: str | None) -> DocumentWords | None:
         return None if text is None else document_words(text, PetitionSegmenter(self.segmenter))
 
     def _explain(
@@ -320,7 +320,7 @@ class TriageModel(BaseEstimator):
         head: str,
         label: str,
         top: int = 8,
-        words: frozenset[str] | None = None,
+        words: DocumentWords | None = None,
     ) -> list[tuple[str, float]]:
         class_weights = self._weights(head)[self.classes(head).index(label)]
         contributions = values * class_weights[indices]
@@ -342,7 +342,7 @@ class TriageModel(BaseEstimator):
     def predict(self, X: Sequence[str], explain: bool = True, top: int = 3, compiled: bool = True) -> list[Prediction]:
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
         fast = self.compiled() if compiled and explain else None
-        words: list[frozenset[str]] | None = None
+        words: list[DocumentWords] | None = None
         if fast is not None:  # one segmentation per text for the features and the key-word filter
             documents, words = fast.features.tokens_and_words(X)
             matrix = fast.features.transform_tokens(documents)

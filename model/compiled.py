@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from model.explanation import document_words, tokens_and_words
+from model.explanation import DocumentWords, document_words, tokens_and_words
 from model.features import LeadText, PetitionTokenizer, join_tokens, split_tokens
 from model.heads import PlattLinearHead, column_scores
 from model.text import prepare_text
@@ -86,7 +86,10 @@ class NgramTable:
         return cls(keys[order], columns[order], ngram_range[0], ngram_range[1])
 
     def keys_of(self, text: str) -> np.ndarray:
-        return ngram_keys(code_points(_WHITESPACES.sub(" ", text)), self.low, self.high)
+        """The keys of the text's n-grams, sorted: lookups in ascending order are cache-friendly."""
+        keys = ngram_keys(code_points(_WHITESPACES.sub(" ", text)), self.low, self.high)
+        keys.sort()
+        return keys
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Columns of the keys found in the vocabulary (unknown n-grams are dropped)."""
@@ -211,7 +214,7 @@ class CompiledFeatures:
     def tokens(self, texts: Sequence[str]) -> list[list[str]]:
         return [self.segmenter(prepare_text(text)) for text in texts]
 
-    def tokens_and_words(self, texts: Sequence[str]) -> tuple[list[list[str]], list[frozenset[str]]]:
+    def tokens_and_words(self, texts: Sequence[str]) -> tuple[list[list[str]], list[DocumentWords]]:
         """Tokens of each text and its key-word candidates (`explanation.document_words`), each text
         segmented once."""
         if not self.segmenter.hmm:  # the key-word filter segments with the HMM: only then is one pass enough
@@ -243,8 +246,6 @@ class CompiledFeatures:
                 owners.append(owner[keep])
                 continue
             keys = [block.table.keys_of(block.text(tokens)) for tokens in documents]
-            for document_keys in keys:
-                document_keys.sort()  # ascending runs make the lookups below cache-friendly
             owner = np.repeat(np.arange(len(documents)), [len(k) for k in keys])
             flat = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
             position = np.searchsorted(block.table.keys, flat)

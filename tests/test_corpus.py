@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from statistics import median
+from typing import Any
 
 import pytest
 
 from model.taxonomy import load_taxonomy
 from training.dataset import CORPUS_PATH
+from training.near_duplicates import main as near_duplicates_command
 from training.near_duplicates import near_duplicates
 
 FIELDS = {"id", "text", "domain", "department", "litigation", "collective", "channel", "split"}
@@ -80,3 +83,19 @@ def test_near_duplicate_detector_catches_slot_filling() -> None:
     base = "我在A市B区某某花园买的房子，开发商说好2022年6月交房，到现在还没交，每个月还要还房贷四千多，请领导帮忙"
     assert near_duplicates([base, base.replace("某某花园", "幸福家园")])
     assert not near_duplicates([base, "孩子学校食堂的饭菜太差了，好几个孩子吃完拉肚子，希望教育局去查一查"])
+
+
+def test_near_duplicate_command_names_the_rows_and_refuses_bad_files(tmp_path: Path, capsys: Any) -> None:
+    base = "我在某某花园买的房子，开发商延期交房已经八个月了，合同约定的违约金一分钱没给，请住建局督促开发商履行合同。"
+    rows = tmp_path / "rows.jsonl"
+    texts = (base, base.replace("某某花园", "幸福家园"))
+    rows.write_text("\n".join(json.dumps({"text": text}, ensure_ascii=False) for text in texts), encoding="utf-8")
+    assert near_duplicates_command([str(rows)]) == 1
+    assert f"{rows}:1 ~ {rows}:2" in capsys.readouterr().out
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"title": "no text"}\n', encoding="utf-8")
+    for argv in ([str(broken)], [str(tmp_path / "missing.jsonl")]):
+        with pytest.raises(SystemExit) as exited:
+            near_duplicates_command(argv)
+        assert exited.value.code == 2
+    assert "broken.jsonl:1" in capsys.readouterr().err

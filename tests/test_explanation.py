@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from model.explanation import STOP_TERMS, document_words, explainable
+from itertools import pairwise
+
+from model.explanation import GLUE, STOP_TERMS, DocumentWords, document_words, explainable
 from model.tokenize import JiebaTokenizer
+from training.dataset import load_corpus
 
 
 def test_only_whole_words_outside_placeholders_and_no_fillers() -> None:
@@ -26,3 +29,18 @@ def test_word_pairs_glued_by_a_function_character_or_a_letter_are_not_key_words(
         assert not explainable(term, words), term
     for term in ("领导", "物业费", "态度"):
         assert explainable(term, words), term
+
+
+def test_document_words_holds_exactly_the_words_and_the_unglued_adjacent_pairs() -> None:
+    """`DocumentWords` checks a term by its splits instead of storing every pair's string: the same set."""
+    segment = JiebaTokenizer()
+    for text in load_corpus().subset("test").texts[:150]:
+        tokens = segment(text)
+        words = DocumentWords.of(tokens)
+        expected = set(tokens) | {
+            first + second
+            for first, second in pairwise(tokens)
+            if all(not (len(t) == 1 and (t in GLUE or t.isascii())) and t not in STOP_TERMS for t in (first, second))
+        }
+        candidates = expected | {text[i : i + n] for n in (2, 3, 4) for i in range(0, len(text) - n, 7)}
+        assert {term for term in candidates if term in words} == expected

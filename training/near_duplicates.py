@@ -7,6 +7,7 @@ a high character-3-gram Jaccard similarity.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -71,14 +72,27 @@ def near_duplicates(texts: Sequence[str]) -> list[NearDuplicate]:
     return shared_runs(texts) + similar_pairs(texts)
 
 
-def _main(paths: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.near_duplicates",
+        description="Pairs of petitions in JSON Lines files that look template-expanded "
+        f"(a shared run of {SHARED_RUN} characters or character-3-gram Jaccard above {MAX_JACCARD}).",
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSON Lines with a `text` field per row")
+    paths = parser.parse_args(argv).files
     texts: list[str] = []
     origin: list[str] = []
     for path in paths:
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                texts.append(json.loads(line)["text"])
-                origin.append(f"{path}:{number}")
+        if not path.is_file():
+            parser.error(f"no such file: {path}")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                texts.append(str(json.loads(line)["text"]))
+            except (ValueError, KeyError, TypeError):
+                parser.error(f"{path}:{number}: not a JSON object with a `text` field")
+            origin.append(f"{path}:{number}")
     problems = near_duplicates(texts)
     for problem in problems:
         print(f"{origin[problem.first]} ~ {origin[problem.second]}: {problem.reason}")
@@ -87,4 +101,4 @@ def _main(paths: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))
