@@ -5,6 +5,7 @@ split by spaces, dots or hyphens, full width, in Chinese numerals, with invisibl
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -12,10 +13,12 @@ from hypothesis import strategies as st
 from model.text import (
     _MIN_NUMBER_DIGITS,
     _NUMBER_KINDS,
+    _OTHER_SPACE,
     PLACEHOLDERS,
     is_blank,
     mask_as_written,
     mask_personal_data,
+    nfkc,
     normalize_text,
     prepare_text,
     spreadsheet_safe,
@@ -163,3 +166,26 @@ def test_the_shortest_numbers_of_each_kind_are_still_masked() -> None:
     for kind, number in shortest.items():
         assert len(number) >= _MIN_NUMBER_DIGITS
         assert prepare_text(f"号码{number}。") == f"号码{PLACEHOLDERS[kind]}。", kind
+
+
+# Full-width forms and the characters NFKC composes or decomposes around them.
+NFKC_SOUP = st.text(
+    alphabet="，。！？：；（）＂＇＠１２ＡＢａｂ\u3000\uff5e\uff5f\uff61 Aa1"
+    "\u0301\u0308\u1100\u1161\u11a8가①㎏ﬁ中文\u00a0\u200b",
+    max_size=40,
+)
+
+
+@FAST
+@given(st.one_of(st.text(), NFKC_SOUP))
+@example("Ａ\u0301，１２\u3000")  # a full-width letter before a combining accent composes after folding
+def test_the_fast_nfkc_is_nfkc(text: str) -> None:
+    assert nfkc(text) == unicodedata.normalize("NFKC", text)
+
+
+def test_other_white_space_is_exactly_the_non_space_isspace_characters() -> None:
+    for code in range(0x110000):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        assert (_OTHER_SPACE.fullmatch(char) is not None) == (char.isspace() and char != " "), hex(code)
