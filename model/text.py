@@ -214,7 +214,7 @@ def _t2s() -> opencc.OpenCC:
 # normalisation ran; folding them first leaves most texts already normalised. The mapping is NFKC's own
 # for each character, so the result is NFKC's (a property test checks it on arbitrary text).
 _FULL_WIDTH_FORMS = {chr(code): unicodedata.normalize("NFKC", chr(code)) for code in (*range(0xFF01, 0xFF5F), 0x3000)}
-_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_FULL_WIDTH = re.compile("[" + "".join(map(re.escape, _FULL_WIDTH_FORMS)) + "]")
 
 
 def _ascii_form(match: re.Match[str]) -> str:
