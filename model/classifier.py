@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 from scipy import sparse
 from sklearn.base import BaseEstimator
 
-from model.compiled import CompiledModel, CompileError
+from model.compiled import CompiledModel, CompileError, FeatureRows
 from model.explanation import DocumentWords, document_words, explainable
 from model.features import attach_vocabularies, build_features, detach_vocabularies
 from model.flags import FlagScore
@@ -298,9 +298,16 @@ class TriageModel(BaseEstimator):
             )
         return self._showable_columns
 
-    def _weights(self, head: str) -> np.ndarray:
-        """Per-class term weights of the head's LinearSVC (each class's sigmoid is monotone in its score)."""
-        return self.heads_[head].coef_
+    def _term_weights(self, head: str, label: str, columns: np.ndarray) -> np.ndarray:
+        """The weights of `columns` toward `label` in the head's LinearSVC (each class's sigmoid is monotone
+        in its score). Read from the compiled heads when there are any: a prediction has just read those
+        rows for its scores, so they are in the CPU cache, while `coef_` is a second large array."""
+        index = self.classes(head).index(label)
+        fast = self.compiled()
+        if fast is not None:
+            return fast.heads.term_weights(head, index, columns)
+        weights: np.ndarray = self.heads_[head].coef_[index][columns]
+        return weights
 
     def explain(
         self, row: sparse.csr_matrix, head: str, label: str, top: int = 8, text: str | None = None
@@ -322,8 +329,7 @@ class TriageModel(BaseEstimator):
         top: int = 8,
         words: DocumentWords | None = None,
     ) -> list[tuple[str, float]]:
-        class_weights = self._weights(head)[self.classes(head).index(label)]
-        contributions = values * class_weights[indices]
+        contributions = values * self._term_weights(head, label, indices)
         candidates = np.flatnonzero((contributions > 0) & self._showable()[indices])
         order = candidates[np.argsort(-contributions[candidates], kind="stable")]
         names = self._terms()
@@ -343,12 +349,14 @@ class TriageModel(BaseEstimator):
         """Predictions for a batch; explanations are optional because batch jobs rarely need them."""
         fast = self.compiled() if compiled and explain else None
         words: list[DocumentWords] | None = None
+        matrix: sparse.csr_matrix | FeatureRows
         if fast is not None:  # one segmentation per text for the features and the key-word filter
             documents, words = fast.features.tokens_and_words(X)
-            matrix = fast.features.transform_tokens(documents)
+            matrix = fast.features.rows(documents)
+            per_head = self._decode(fast.heads.probabilities(matrix))
         else:
             matrix = self.transform(X, compiled)
-        per_head = self.head_probabilities(matrix, compiled)
+            per_head = self.head_probabilities(matrix, compiled)
         classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
         for row_index in range(matrix.shape[0]):

@@ -68,9 +68,16 @@ def _term_keys(terms: Sequence[str]) -> np.ndarray:
     return keys
 
 
+# Never a key: keys pack at most three 21-bit code points (63 bits). Ends every table, so a search
+# past the last real key lands on an entry that matches nothing, with no bounds fix-up per lookup.
+_SENTINEL = np.uint64(2**64 - 1)
+
+
 @dataclass(frozen=True)
 class NgramTable:
-    """A character n-gram vocabulary as sorted integer keys and their matrix columns."""
+    """A character n-gram vocabulary as sorted integer keys and their matrix columns.
+
+    Both arrays end with a sentinel entry (`_SENTINEL`, column -1) that no n-gram matches."""
 
     keys: np.ndarray
     columns: np.ndarray
@@ -83,7 +90,7 @@ class NgramTable:
         keys = _term_keys(terms)
         columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms)) + offset
         order = np.argsort(keys)
-        return cls(keys[order], columns[order], ngram_range[0], ngram_range[1])
+        return cls(np.append(keys[order], _SENTINEL), np.append(columns[order], -1), ngram_range[0], ngram_range[1])
 
     def keys_of(self, text: str) -> np.ndarray:
         """The keys of the text's n-grams, sorted: lookups in ascending order are cache-friendly."""
@@ -93,10 +100,7 @@ class NgramTable:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Columns of the keys found in the vocabulary (unknown n-grams are dropped)."""
-        if not len(self.keys) or not len(keys):
-            return np.empty(0, dtype=np.int64)
         position = np.searchsorted(self.keys, keys)
-        position[position == len(self.keys)] = 0
         return self.columns[position[self.keys[position] == keys]]
 
 
@@ -128,6 +132,24 @@ class _Segments:
     shape: tuple[int, int]
     indices: np.ndarray
     indptr: np.ndarray
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """TF-IDF rows as CSR arrays (scipy's attribute names). Why not a scipy matrix: constructing one
+    validates its arrays, which for a single petition cost as much as both heads' scores."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_features: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.indptr) - 1, self.n_features
+
+    def to_csr(self) -> sparse.csr_matrix:
+        return sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
 def _lead_text(tokens: int) -> Callable[[list[str]], str]:
@@ -227,53 +249,41 @@ class CompiledFeatures:
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return self.transform_tokens(self.tokens(texts))
 
-    def _columns(self, documents: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """(document, column) of every feature occurrence: word blocks per token, char blocks batched."""
-        parts: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
-        for block in self.blocks:
-            if isinstance(block, _WordBlock):
-                flat_columns: list[int] = []
-                counts: list[int] = []
-                for tokens in documents:
-                    found = block.columns(tokens)
-                    flat_columns += found
-                    counts.append(len(found))
-                columns = np.array(flat_columns, dtype=np.int64)
-                owner = np.repeat(np.arange(len(documents)), counts)
-                keep = columns >= 0
-                parts.append(columns[keep])
-                owners.append(owner[keep])
-                continue
-            keys = [block.table.keys_of(block.text(tokens)) for tokens in documents]
-            owner = np.repeat(np.arange(len(documents)), [len(k) for k in keys])
-            flat = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
-            position = np.searchsorted(block.table.keys, flat)
-            position[position == len(block.table.keys)] = 0
-            hit = block.table.keys[position] == flat if len(block.table.keys) else np.zeros(len(flat), dtype=bool)
-            parts.append(block.table.columns[position[hit]])
-            owners.append(owner[hit])
-        return np.concatenate(owners), np.concatenate(parts)
-
     def transform_tokens(self, documents: list[list[str]]) -> sparse.csr_matrix:
         """The TF-IDF matrix of segmented documents, rows in order, each block L2-normalised."""
-        rows, width, n_blocks = len(documents), self.n_features, len(self.blocks)
-        owner, column = self._columns(documents)
-        cells, counts = np.unique(owner * width + column, return_counts=True)  # sorted: row, then column
-        row = cells // width
-        column = cells - row * width
+        return self.rows(documents).to_csr()
+
+    def _occurrences(self, tokens: list[str]) -> np.ndarray:
+        """The column of every feature occurrence in one document (repeats count), blocks in order."""
+        parts: list[np.ndarray] = []
+        for block in self.blocks:
+            if isinstance(block, _WordBlock):
+                found = np.array(block.columns(tokens), dtype=np.int64)
+                parts.append(found[found >= 0])
+            else:
+                parts.append(block.table.lookup(block.table.keys_of(block.text(tokens))))
+        return np.concatenate(parts)
+
+    def rows(self, documents: list[list[str]]) -> FeatureRows:
+        """`transform_tokens` as bare CSR arrays: the same numbers, without building a scipy matrix."""
+        n_rows, width, n_blocks = len(documents), self.n_features, len(self.blocks)
+        occurrences = [self._occurrences(tokens) for tokens in documents]
+        cells = np.concatenate(occurrences) if occurrences else np.empty(0, dtype=np.int64)
+        if n_rows > 1:  # one key per (row, column), so one sort counts every document at once
+            cells += np.repeat(np.arange(n_rows, dtype=np.int64) * width, [len(part) for part in occurrences])
+        cells, counts = np.unique(cells, return_counts=True)  # sorted: row, then column
+        row, column = np.divmod(cells, width)
         block = np.searchsorted(self.offsets[1:], column, side="right")
         values = counts.astype(np.float64)
         sublinear = self.sublinear[block]
         values[sublinear] = np.log(values[sublinear]) + 1.0
         values *= self.idf[column]
         # Each (row, block) is one segment for the L2 kernel: a FeatureUnion normalises per block.
-        segment_ends = np.zeros(rows * n_blocks + 1, dtype=np.int32)
-        np.cumsum(np.bincount(row * n_blocks + block, minlength=rows * n_blocks), out=segment_ends[1:])
+        segment_ends = np.zeros(n_rows * n_blocks + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row * n_blocks + block, minlength=n_rows * n_blocks), out=segment_ends[1:])
         indices = column.astype(np.int32)
-        inplace_csr_row_normalize_l2(_Segments(values, (rows * n_blocks, width), indices, segment_ends))
-        indptr = np.ascontiguousarray(segment_ends[::n_blocks])
-        return sparse.csr_matrix((values, indices, indptr), shape=(rows, width))
+        inplace_csr_row_normalize_l2(_Segments(values, (n_rows * n_blocks, width), indices, segment_ends))
+        return FeatureRows(values, indices, np.ascontiguousarray(segment_ends[::n_blocks]), width)
 
 
 @dataclass(frozen=True)
@@ -297,9 +307,20 @@ class CompiledHeads:
         intercepts = np.concatenate([np.atleast_1d(head.estimator_.intercept_) for head in heads.values()])
         return cls(dict(heads), weights, intercepts, columns)
 
-    def probabilities(self, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+    def term_weights(self, head: str, class_index: int, columns: np.ndarray) -> np.ndarray:
+        """`PlattLinearHead.coef_[class_index][columns]` (a binary head stores only its positive class)."""
+        where = self.columns[head]
+        if where.stop - where.start > 1:
+            return self.weights[columns, where.start + class_index]
+        sign = 1.0 if class_index == 1 else -1.0
+        return sign * self.weights[columns, where.start]
+
+    def probabilities(self, matrix: sparse.csr_matrix | FeatureRows) -> dict[str, np.ndarray]:
         """Each head's calibrated probabilities, as `PlattLinearHead.predict_proba` computes them."""
-        scores = matrix @ self.weights + self.intercepts
+        if isinstance(matrix, FeatureRows) and matrix.shape[0] == 1:  # one petition: a dense dot of its columns
+            scores = (matrix.data @ self.weights[matrix.indices] + self.intercepts)[None, :]
+        else:
+            scores = (matrix.to_csr() if isinstance(matrix, FeatureRows) else matrix) @ self.weights + self.intercepts
         result: dict[str, np.ndarray] = {}
         for name, head in self.heads.items():
             raw = scores[:, self.columns[name]]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from model.text import PLACEHOLDER_PATTERN, prepare_text
+from model.text import PLACEHOLDER_PATTERN, PLACEHOLDERS, prepare_text
 
 _STOP_WORDS = """
 以后 以前 之后 之前 后来 现在 目前 当时 今天 昨天 明天 今年 去年 明年 上午 下午 晚上 早上
@@ -31,6 +31,8 @@ STOP_TERMS: frozenset[str] = frozenset(_STOP_WORDS.split())
 GLUE = frozenset("的了在是和与及或也都就还又被把给对向从让跟并而但能会要吗呢吧啊呀着过个这那其该此我你他她它")
 
 Segment = Callable[[str], list[str]]
+# The first character of every masking placeholder: a text without any of them holds no placeholder.
+_PLACEHOLDER_OPENINGS = frozenset(placeholder[0] for placeholder in PLACEHOLDERS.values())
 
 
 def _pairable(token: str) -> bool:
@@ -75,6 +77,9 @@ def tokens_and_words(prepared: str, segment: Segment) -> tuple[list[str], Docume
     Han/alphanumeric characters independently), so the pieces between placeholders and the
     placeholders segmented apart give the tokens of the whole text; the words skip the placeholders.
     """
+    if not any(opening in prepared for opening in _PLACEHOLDER_OPENINGS):  # most petitions: words are tokens
+        whole = segment(prepared)
+        return whole, DocumentWords.of(whole)
     tokens: list[str] = []
     outside: list[str] = []
     position = 0

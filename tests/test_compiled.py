@@ -105,3 +105,21 @@ def test_a_model_refuses_to_run_with_another_segmenter(trained: TrainResult, mod
         switched.predict(["开发商逾期交房"])
     with pytest.raises(SegmenterMismatchError):
         switched.predict(["开发商逾期交房"], compiled=False)
+
+
+def test_one_petition_gets_the_numbers_of_a_batch(model: TriageModel) -> None:
+    """A single text takes its own path (no scipy matrix, a dense dot): it must give the batch's numbers."""
+    fast = model.compiled()
+    assert fast is not None
+    texts = [*load_corpus().subset("test").texts[:40], *PERSONAL, "", "！！"]
+    batch = fast.features.rows(fast.features.tokens(texts))
+    batch_matrix, batch_proba = batch.to_csr(), fast.heads.probabilities(batch)
+    for index, text in enumerate(texts):
+        one = fast.features.rows(fast.features.tokens([text]))
+        np.testing.assert_array_equal(one.indices, batch_matrix[index].indices)
+        np.testing.assert_array_equal(one.data, batch_matrix[index].data)
+        proba = fast.heads.probabilities(one)
+        for head, values in proba.items():
+            np.testing.assert_allclose(values[0], batch_proba[head][index], rtol=0, atol=1e-12)
+    for text in texts[:8]:
+        assert model.predict([text]) == model.predict([text], compiled=False)
