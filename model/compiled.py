@@ -4,7 +4,7 @@ scikit-learn's per-call machinery (parameter and input validation, three vectori
 rebuilding n-grams in Python, a dense copy of the weights per call) cost about six times the
 segmentation of a 500-character petition. Here each document is segmented once; word columns
 come from one dict lookup per token, and character n-grams are integer keys (code points
-packed 21 bits each) looked up in a hash table with one gather per text (`NgramTable`). The
+packed 21 bits each) looked up in sorted key arrays with one `searchsorted` per batch. The
 TF-IDF arithmetic is the vectorisers' own, in the same order (and the same L2 kernel), so
 the matrix equals scikit-learn's bit for bit and so do the scores. Training keeps
 scikit-learn; `tests/test_compiled.py` compares the two paths.
@@ -68,77 +68,40 @@ def _term_keys(terms: Sequence[str]) -> np.ndarray:
     return keys
 
 
-# Never a key (keys pack at most three 21-bit code points, 63 bits): marks free slots and ends the overflow.
-_EMPTY = np.uint64(2**64 - 1)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key * 2^64/phi pick the bucket
-_SLOTS = 4  # keys per bucket: 32 bytes, within one cache line
+# Never a key: keys pack at most three 21-bit code points (63 bits). Ends every table, so a search
+# past the last real key lands on an entry that matches nothing, with no bounds fix-up per lookup.
+_SENTINEL = np.uint64(2**64 - 1)
 
 
 @dataclass(frozen=True)
 class NgramTable:
-    """A character n-gram vocabulary as a hash table from integer keys to matrix columns.
+    """A character n-gram vocabulary as sorted integer keys and their matrix columns.
 
-    Why hashed: a binary search over ~230,000 sorted keys makes ~18 dependent memory reads per n-gram,
-    and a petition has ~1,300 n-grams. Here each n-gram reads one bucket of `_SLOTS` keys, and all of a
-    text's reads are independent (one numpy gather). Buckets hold two keys on average; the few keys
-    that do not fit wait in a small sorted overflow, searched only for n-grams whose bucket spilled.
-    """
+    Both arrays end with a sentinel entry (`_SENTINEL`, column -1) that no n-gram matches."""
 
-    slot_keys: np.ndarray  # (buckets, _SLOTS), _EMPTY where free
-    slot_columns: np.ndarray  # (buckets, _SLOTS), -1 where free
-    spilled: np.ndarray  # per bucket: some of its keys are in the overflow
-    overflow_keys: np.ndarray  # sorted, ending with _EMPTY
-    overflow_columns: np.ndarray
-    shift: np.uint64
+    keys: np.ndarray
+    columns: np.ndarray
     low: int
     high: int
 
     @classmethod
     def build(cls, vocabulary: dict[str, int], offset: int, ngram_range: tuple[int, int]) -> NgramTable:
-        keys = _term_keys(list(vocabulary))
-        columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(keys)) + offset
-        bits = max(1, int(np.ceil(np.log2(max(len(keys), 1) / 2))))  # at most half the slots in use
-        shift = np.uint64(64 - bits)
-        order = np.argsort((keys * _GOLDEN) >> shift, kind="stable")
-        keys, columns = keys[order], columns[order]
-        bucket = (keys * _GOLDEN) >> shift
-        rank = np.arange(len(keys)) - np.searchsorted(bucket, bucket)  # place within its bucket
-        fits = rank < _SLOTS
-        slot_keys = np.full((2**bits, _SLOTS), _EMPTY, dtype=np.uint64)
-        slot_columns = np.full((2**bits, _SLOTS), -1, dtype=np.int64)
-        slot_keys[bucket[fits], rank[fits]] = keys[fits]
-        slot_columns[bucket[fits], rank[fits]] = columns[fits]
-        spilled = np.zeros(2**bits, dtype=bool)
-        spilled[bucket[~fits]] = True
-        overflow = np.argsort(keys[~fits])
-        return cls(
-            slot_keys,
-            slot_columns,
-            spilled,
-            np.append(keys[~fits][overflow], _EMPTY),
-            np.append(columns[~fits][overflow], -1),
-            shift,
-            ngram_range[0],
-            ngram_range[1],
-        )
+        terms = list(vocabulary)
+        keys = _term_keys(terms)
+        columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms)) + offset
+        order = np.argsort(keys)
+        return cls(np.append(keys[order], _SENTINEL), np.append(columns[order], -1), ngram_range[0], ngram_range[1])
 
     def keys_of(self, text: str) -> np.ndarray:
-        """The keys of the text's n-grams."""
-        return ngram_keys(code_points(_WHITESPACES.sub(" ", text)), self.low, self.high)
+        """The keys of the text's n-grams, sorted: lookups in ascending order are cache-friendly."""
+        keys = ngram_keys(code_points(_WHITESPACES.sub(" ", text)), self.low, self.high)
+        keys.sort()
+        return keys
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
-        """Columns of the keys found in the vocabulary, in no particular order (unknown n-grams are dropped)."""
-        bucket = (keys * _GOLDEN) >> self.shift
-        match = self.slot_keys[bucket] == keys[:, None]
-        rows, slots = np.nonzero(match)
-        found = self.slot_columns[bucket[rows], slots]
-        ask = self.spilled[bucket]
-        ask[rows] = False
-        if not ask.any():
-            return found
-        asked = keys[ask]
-        position = np.searchsorted(self.overflow_keys, asked)
-        return np.concatenate([found, self.overflow_columns[position[self.overflow_keys[position] == asked]]])
+        """Columns of the keys found in the vocabulary (unknown n-grams are dropped)."""
+        position = np.searchsorted(self.keys, keys)
+        return self.columns[position[self.keys[position] == keys]]
 
 
 @dataclass(frozen=True)
