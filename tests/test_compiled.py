@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model.classifier import TriageModel
-from model.compiled import CompiledFeatures, CompileError, code_points, ngram_keys
+from model.compiled import CompiledFeatures, CompileError, NgramTable, code_points, ngram_keys
 from model.explanation import document_words, tokens_and_words
 from model.features import build_features
 from model.persistence import ModelLoadError, load_model
@@ -24,6 +24,26 @@ def test_ngram_keys_are_unique_per_ngram_and_length() -> None:
     # 4 unigrams (2 distinct), 3 bigrams (2 distinct: 交房, 房交), 2 trigrams (2 distinct)
     assert len(keys) == 9 and len(set(keys.tolist())) == 6
     assert len(ngram_keys(code_points("交"), 2, 3)) == 0
+
+
+def test_the_ngram_table_finds_exactly_the_vocabulary_ngrams() -> None:
+    texts = [" ".join(text.split()) for text in load_corpus().texts[:1200]]  # no whitespace runs to collapse
+    vocabulary: dict[str, int] = {}
+    for text in texts[:600]:
+        for gram in _ngrams(text):
+            vocabulary.setdefault(gram, len(vocabulary))
+    table = NgramTable.build(vocabulary, 5, (1, 3))
+    for text in texts[600:]:
+        keys = table.keys_of(text)
+        found = sorted(table.lookup(keys).tolist())
+        wanted = sorted(vocabulary[gram] + 5 for gram in _ngrams(text) if gram in vocabulary)
+        assert found == wanted
+    empty = NgramTable.build({}, 0, (1, 3))
+    assert empty.lookup(empty.keys_of("交房")).tolist() == []
+
+
+def _ngrams(text: str) -> list[str]:
+    return [text[i : i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1)]
 
 
 @pytest.mark.parametrize(
