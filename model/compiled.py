@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -98,10 +99,17 @@ class NgramTable:
         keys.sort()
         return keys
 
+    def columns_of(self, keys: np.ndarray) -> np.ndarray:
+        """The column of each key, -1 for n-grams outside the vocabulary."""
+        position = np.searchsorted(self.keys, keys)
+        columns = self.columns[position]
+        columns[self.keys[position] != keys] = -1
+        return columns
+
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Columns of the keys found in the vocabulary (unknown n-grams are dropped)."""
-        position = np.searchsorted(self.keys, keys)
-        return self.columns[position[self.keys[position] == keys]]
+        columns = self.columns_of(keys)
+        return columns[columns >= 0]
 
 
 @dataclass(frozen=True)
@@ -253,25 +261,33 @@ class CompiledFeatures:
         """The TF-IDF matrix of segmented documents, rows in order, each block L2-normalised."""
         return self.rows(documents).to_csr()
 
-    def _occurrences(self, tokens: list[str]) -> np.ndarray:
-        """The column of every feature occurrence in one document (repeats count), blocks in order."""
+    def _cells(self, documents: list[list[str]]) -> np.ndarray:
+        """Every feature occurrence as one key, row * n_features + column (repeats count).
+
+        A block's n-gram lookups run once over all documents: a batch pays numpy's per-call cost per
+        block, not per document."""
         parts: list[np.ndarray] = []
         for block in self.blocks:
             if isinstance(block, _WordBlock):
-                found = np.array(block.columns(tokens), dtype=np.int64)
-                parts.append(found[found >= 0])
+                found = [block.columns(tokens) for tokens in documents]
+                lengths = list(map(len, found))
+                columns = np.fromiter(chain.from_iterable(found), dtype=np.int64)
             else:
-                parts.append(block.table.lookup(block.table.keys_of(block.text(tokens))))
+                keys = [block.table.keys_of(block.text(tokens)) for tokens in documents]
+                lengths = list(map(len, keys))
+                columns = block.table.columns_of(keys[0] if len(keys) == 1 else np.concatenate(keys))
+            known = columns >= 0
+            if len(documents) > 1:
+                columns += np.repeat(np.arange(len(documents), dtype=np.int64) * self.n_features, lengths)
+            parts.append(columns[known])
         return np.concatenate(parts)
 
     def rows(self, documents: list[list[str]]) -> FeatureRows:
         """`transform_tokens` as bare CSR arrays: the same numbers, without building a scipy matrix."""
         n_rows, width, n_blocks = len(documents), self.n_features, len(self.blocks)
-        occurrences = [self._occurrences(tokens) for tokens in documents]
-        cells = np.concatenate(occurrences) if occurrences else np.empty(0, dtype=np.int64)
-        if n_rows > 1:  # one key per (row, column), so one sort counts every document at once
-            cells += np.repeat(np.arange(n_rows, dtype=np.int64) * width, [len(part) for part in occurrences])
-        cells, counts = np.unique(cells, return_counts=True)  # sorted: row, then column
+        if not documents:
+            return FeatureRows(np.empty(0), np.empty(0, dtype=np.int32), np.zeros(1, dtype=np.int32), width)
+        cells, counts = np.unique(self._cells(documents), return_counts=True)  # sorted: row, then column
         row, column = np.divmod(cells, width)
         block = np.searchsorted(self.offsets[1:], column, side="right")
         values = counts.astype(np.float64)
