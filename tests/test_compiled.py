@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from model.classifier import TriageModel
-from model.compiled import CompiledFeatures, CompileError, NgramTable, code_points, ngram_keys
+from model.compiled import CompiledFeatures, CompiledHeads, CompileError, NgramTable, code_points, ngram_keys
 from model.explanation import document_words, tokens_and_words
 from model.features import build_features
+from model.heads import PlattLinearHead
 from model.persistence import ModelLoadError, load_model
 from model.text import prepare_text
 from model.tokenize import PetitionSegmenter, Segmenter, SegmenterMismatchError
@@ -143,3 +144,20 @@ def test_one_petition_gets_the_numbers_of_a_batch(model: TriageModel) -> None:
             np.testing.assert_allclose(values[0], batch_proba[head][index], rtol=0, atol=1e-12)
     for text in texts[:8]:
         assert model.predict([text]) == model.predict([text], compiled=False)
+
+
+def test_compiled_term_weights_are_the_heads_coefficients() -> None:
+    """Explanations read weights from the compiled heads; for every class of a binary and a multi-class head
+    they must be `coef_`'s row (a binary LinearSVC stores only its positive class)."""
+    corpus = load_corpus().subset("test")
+    texts, targets = corpus.texts[:300], np.asarray(corpus.targets()[:300], dtype=object)
+    matrix = build_features(min_df=2).fit_transform(texts)
+    heads = {
+        "department": PlattLinearHead(folds=3).fit(matrix, targets[:, 1].astype(str)),
+        "prepaid": PlattLinearHead(folds=3).fit(matrix, np.where(targets[:, 0] == "prepaid", "prepaid", "other")),
+    }
+    compiled = CompiledHeads.build(heads)
+    columns = np.arange(0, matrix.shape[1], 7)
+    for name, head in heads.items():
+        for index in range(len(head.classes_)):
+            np.testing.assert_array_equal(compiled.term_weights(name, index, columns), head.coef_[index][columns])
