@@ -217,12 +217,15 @@ class TriageModel(BaseEstimator):
         decoded["department"][decodable] = joint.sum(axis=1)
         return decoded
 
-    def head_probabilities(self, matrix: sparse.csr_matrix, compiled: bool = True) -> dict[str, np.ndarray]:
+    def head_probabilities(
+        self, matrix: sparse.csr_matrix | FeatureRows, compiled: bool = True
+    ) -> dict[str, np.ndarray]:
         """Decoded class probabilities of every head for feature rows (columns in `classes(head)` order)."""
         fast = self.compiled() if compiled else None
         if fast is not None:
             return self._decode(fast.heads.probabilities(matrix))
-        return self._decode({name: head.predict_proba(matrix) for name, head in self.heads_.items()})
+        rows = matrix.to_csr() if isinstance(matrix, FeatureRows) else matrix
+        return self._decode({name: head.predict_proba(rows) for name, head in self.heads_.items()})
 
     @property
     def trained_segmenter(self) -> Segmenter:
@@ -353,10 +356,9 @@ class TriageModel(BaseEstimator):
         if fast is not None:  # one segmentation per text for the features and the key-word filter
             documents, words = fast.features.tokens_and_words(X)
             matrix = fast.features.rows(documents)
-            per_head = self._decode(fast.heads.probabilities(matrix))
         else:
             matrix = self.transform(X, compiled)
-            per_head = self.head_probabilities(matrix, compiled)
+        per_head = self.head_probabilities(matrix, compiled)
         classes = {name: self.classes(name) for name in per_head}
         results: list[Prediction] = []
         for row_index in range(matrix.shape[0]):
