@@ -214,7 +214,7 @@ def classify(text: str, intake: Intake, contact: str | None = None) -> ClassifyO
         ms=_elapsed_ms(started),
     )
     return ClassifyOut(
-        **out.model_dump(),
+        **dict(out),  # the validated parts as they are, not dumped and validated again
         suggested_queue=queue,
         masked_text=mask_as_written(text),
         similar=similar_out(related),

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from model.registry import Registry
 from service.app import create_app
 from service.logging import JsonFormatter
+from service.schemas import BatchOut, ClassifyOut, SubmitOut
 from service.settings import ApiKeyConfig, Settings
 from tests.postgres import PostgresCluster
 
@@ -178,6 +179,35 @@ def test_classify_returns_route_explanation_and_stores_nothing(client: TestClien
     assert "13812345678" not in masked
     counts = client.get("/v1/queues", headers=CLERK).json()["queues"]
     assert sum(queue["open"] for queue in counts) == 0
+
+
+def test_hot_routes_answer_exactly_their_response_model(client: TestClient) -> None:
+    """classify and submit write their schema objects themselves (service/api/responses.py), skipping
+    FastAPI's second validation: the JSON must still be what `response_model` would have produced."""
+    classified = client.post("/v1/classify", json={"text": HOUSING_TEXT}, headers=CLERK)
+    first = client.post(
+        "/v1/petitions", json={"text": HOUSING_TEXT, "channel": "web", "external_id": "x-1"}, headers=CLERK
+    )
+    repeat = client.post(
+        "/v1/petitions", json={"text": HOUSING_TEXT, "channel": "web", "external_id": "x-1"}, headers=CLERK
+    )
+    batch = client.post(
+        "/v1/petitions/batch",
+        json={"items": [{"text": FINANCE_TEXT, "channel": "web"}, {"text": "", "channel": "web"}]},
+        headers=CLERK,
+    )
+    answers = [
+        (classified, 200, ClassifyOut),
+        (first, 201, SubmitOut),
+        (repeat, 200, SubmitOut),
+        (batch, 200, BatchOut),
+    ]
+    for response, status, schema in answers:
+        assert response.status_code == status and response.headers["content-type"] == "application/json"
+        assert schema.model_validate(response.json()).model_dump(mode="json") == response.json()
+    assert first.headers["location"] == repeat.headers["location"] == f"/v1/petitions/{first.json()['id']}"
+    assert repeat.json()["created"] is False and repeat.json()["id"] == first.json()["id"]
+    assert [item["ok"] for item in batch.json()["items"]] == [True, False]
 
 
 @pytest.mark.parametrize(

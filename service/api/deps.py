@@ -125,18 +125,16 @@ def allowed(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 IntakeUser = Annotated[Principal, Depends(allowed(Permission.INTAKE))]
 
 
-async def get_intake(
-    store: StoreDep,
-    model: ModelDep,
-    predictor: PredictorDep,
-    settings: SettingsDep,
-    taxonomy: TaxonomyDep,
-    metrics: MetricsDep,
-    principal: IntakeUser,
-    similar: SimilarDep,
-) -> Intake:
-    """Everything a submission needs, for a caller allowed to submit."""
-    return Intake(store, model, predictor, settings, taxonomy, metrics, principal, similar)
+async def get_intake(request: Request, principal: IntakeUser) -> Intake:
+    """Everything a submission needs, for a caller allowed to submit.
+
+    Read from app.state here rather than through the single-resource dependencies: classify and submit
+    are the hot routes, and resolving seven more dependencies per request cost more than reading them."""
+    state = request.app.state
+    model = await get_model(request)
+    return Intake(
+        state.store, model, state.batcher, state.settings, state.taxonomy, state.metrics, principal, state.similar
+    )
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]

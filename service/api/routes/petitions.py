@@ -25,6 +25,7 @@ from service.api.deps import (
     StoreDep,
     TaxonomyDep,
 )
+from service.api.responses import SchemaResponse
 from service.schemas import (
     AcceptIn,
     BatchIn,
@@ -67,10 +68,10 @@ IdempotencyKey = Annotated[
     responses=ERRORS,
     summary="分类（不保存）/ Classify a petition without storing it",
 )
-def classify(body: ClassifyIn, intake: IntakeDep) -> ClassifyOut:
+def classify(body: ClassifyIn, intake: IntakeDep) -> SchemaResponse:
     """返回领域、责任部门前三名、是否需人工复核及关键词。/ Domain, top-3 departments, needs_review and the
     terms behind the prediction. Nothing is stored."""
-    return petitions.classify(body.text, intake, body.petitioner_contact)
+    return SchemaResponse(petitions.classify(body.text, intake, body.petitioner_contact))
 
 
 @router.post(
@@ -83,15 +84,12 @@ def classify(body: ClassifyIn, intake: IntakeDep) -> ClassifyOut:
     },
     summary="提交信访件并入队 / Submit a petition: store, classify and enqueue it",
 )
-def submit(body: SubmitIn, response: Response, intake: IntakeDep, idempotency_key: IdempotencyKey = None) -> SubmitOut:
+def submit(body: SubmitIn, intake: IntakeDep, idempotency_key: IdempotencyKey = None) -> SchemaResponse:
     """201 表示已写入数据库。/ A 201 means the petition is committed to the database. It goes to the
     suggested department's queue, or to `manual_triage` when the model is unsure. A repeated
     `Idempotency-Key` or `external_id` returns the original with 200 and `created: false`."""
     out = petitions.submit(body, idempotency_key, intake)
-    response.headers["Location"] = f"/v1/petitions/{out.id}"
-    if not out.created:
-        response.status_code = 200
-    return out
+    return SchemaResponse(out, status_code=201 if out.created else 200, headers={"Location": f"/v1/petitions/{out.id}"})
 
 
 @router.post(
@@ -100,10 +98,10 @@ def submit(body: SubmitIn, response: Response, intake: IntakeDep, idempotency_ke
     responses=ERRORS,
     summary="批量提交（最多 1,000 件）/ Submit up to 1,000 petitions",
 )
-def submit_batch(body: BatchIn, intake: IntakeDep) -> BatchOut:
+def submit_batch(body: BatchIn, intake: IntakeDep) -> SchemaResponse:
     """每件单独校验；结果列出成功与失败及原因。/ Each item is validated on its own; the answer lists which
     items failed and why. Valid items are committed together before the response is sent."""
-    return petitions.submit_batch(body.items, intake)
+    return SchemaResponse(petitions.submit_batch(body.items, intake))
 
 
 SearchQuery = Annotated[SearchIn, Query()]
