@@ -224,6 +224,8 @@ class QueueStore:
             return self._load(conn, petition_id, now or utcnow(), with_history)
 
     def find(self, *, external_id: str | None = None, idempotency_key: str | None = None) -> int | None:
+        if external_id is None and idempotency_key is None:
+            return None  # most submissions carry neither: no connection to open
         with self._read() as conn:
             return self._find(conn, external_id, idempotency_key)
 
