@@ -55,9 +55,10 @@ def petitioner_runs(keys: Sequence[str | None]) -> list[range]:
 class SimilarPetitions:
     """The store's petitions in a similarity index. Thread-safe."""
 
-    def __init__(self, store: QueueStore, index: SimilarityIndex | None = None) -> None:
+    def __init__(self, store: QueueStore, index: SimilarityIndex | None = None, batch: int = SYNC_BATCH) -> None:
         self.store = store
         self.index = index or SimilarityIndex()
+        self.batch = batch  # rows per read while catching up
         self.last_id = 0
         self._sync_lock = threading.Lock()
 
@@ -66,7 +67,7 @@ class SimilarPetitions:
         added = 0
         with self._sync_lock:
             while True:
-                rows = self.store.texts_after(self.last_id, SYNC_BATCH)
+                rows = self.store.texts_after(self.last_id, self.batch)
                 if not rows:
                     return added
                 if len(rows) == 1:
@@ -75,6 +76,8 @@ class SimilarPetitions:
                     self.index.add_many([key for key, _ in rows], [text for _, text in rows])
                 self.last_id = rows[-1][0]
                 added += len(rows)
+                if len(rows) < self.batch:
+                    return added  # a short read was the last: no second query to learn that nothing follows
 
     def related(
         self,

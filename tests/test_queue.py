@@ -30,6 +30,7 @@ from store import (
 from store.engine import PoolOptions, make_engine
 from store.errors import DatabaseUnavailable
 from store.migrations import LATEST, MigrationError, current_version, migrate
+from store.similar import SimilarPetitions
 from tests.support import free_port
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -390,3 +391,26 @@ def test_every_decision_on_a_suggestion_is_a_labelled_example(store: QueueStore,
     rows = load_labelled([path])
     assert rows.departments == ["housing", "transport", "public_security"] and not rows.invalid
     assert "【电话】" in rows.texts[0]
+
+
+def test_the_similarity_index_catches_up_in_batches_and_stops_at_a_short_read(store: QueueStore) -> None:
+    """Every classify and submit catches the index up first: one read when it is current, and no extra read
+    after the last, short batch (that read was per request on the hot path)."""
+    texts = [f"第{n}号楼电梯坏了三个月物业不修，业主多次反映无果" for n in range(5)]
+    store.submit_many([submission(text=text, external_id=f"e-{n}") for n, text in enumerate(texts)], now=T0)
+    reads: list[int] = []
+    texts_after = store.texts_after
+
+    def counted(last_id: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        rows = texts_after(last_id, limit)
+        reads.append(len(rows))
+        return rows
+
+    store.texts_after = counted  # type: ignore[method-assign]
+    similar = SimilarPetitions(store, batch=2)
+    assert similar.sync() == 5 and reads == [2, 2, 1]
+    assert similar.sync() == 0 and reads == [2, 2, 1, 0]
+    store.submit(submission(text="第9号楼电梯坏了三个月物业不修，业主多次反映无果", external_id="e-9"), now=T0)
+    assert similar.sync() == 1 and reads == [2, 2, 1, 0, 1]
+    found = similar.related(texts[0], limit=10, min_score=0.1)
+    assert len(similar.index) == 6 and len(found.similar) == 6  # every stored petition indexed once
