@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from model.flags import Flag
@@ -57,7 +57,7 @@ from store.records import (
     SuggestionCount,
 )
 from store.rules import Deadlines
-from store.schema import MAX_PETITION_ID, feedback, history, petitions
+from store.schema import MAX_PETITION_ID, UTCDateTime, feedback, history, petitions
 from store.vocabulary import MANUAL_TRIAGE, Action, Channel, Clock, Decision, Role, SortOrder, Status
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ def known_queues() -> list[str]:
     return [*load_taxonomy().departments, MANUAL_TRIAGE]
 
 
-def _with_state(now: datetime) -> Select[Any]:
+def _with_state(now: rules.Instant) -> Select[Any]:
     """Petition rows plus their status and overdue flags as of `now` (the rules, evaluated in SQL)."""
     return select(
         petitions,
@@ -80,6 +80,10 @@ def _with_state(now: datetime) -> Select[Any]:
         rules.clock_overdue(Clock.HAND_OVER, now).label("is_hand_over_overdue"),
         rules.clock_overdue(Clock.HANDLING, now).label("is_handling_overdue"),
     )
+
+
+# One petition with its state, built once: building the rules' expressions took longer than running them.
+_ONE_WITH_STATE = _with_state(bindparam("now", type_=UTCDateTime())).where(petitions.c.id == bindparam("petition_id"))
 
 
 def _like_pattern(needle: str) -> str:
@@ -205,8 +209,8 @@ class QueueStore:
     ) -> PetitionRecord:
         if not 0 < petition_id <= MAX_PETITION_ID:  # no such row; PostgreSQL would reject the comparison
             raise PetitionNotFound(petition_id)
-        query = _with_state(now).where(petitions.c.id == petition_id)
-        row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
+        query = _ONE_WITH_STATE.with_for_update() if for_update else _ONE_WITH_STATE
+        row = conn.execute(query, {"now": now, "petition_id": petition_id}).mappings().first()
         if row is None:
             raise PetitionNotFound(petition_id)
         entries: tuple[HistoryEntry, ...] = ()
@@ -505,9 +509,11 @@ class QueueStore:
         domain = prediction.heads["domain"]
         document = rules.prediction_document(prediction)
         petitioner = submission.petitioner or Petitioner()
+        # Values as execute parameters rather than `.values(...)`: building the statement per row coerced
+        # every column again, which cost more than the insert itself.
         inserted = conn.execute(
-            insert_or_skip(conn, petitions)
-            .values(
+            insert_or_skip(conn, petitions).returning(petitions.c.id),
+            dict(
                 external_id=submission.external_id,
                 idempotency_key=submission.idempotency_key,
                 text=text,
@@ -536,8 +542,7 @@ class QueueStore:
                 petitioner_key=submission.petitioner_key,
                 repeat_of=submission.repeat_of,
                 flags=rules.flags_document(prediction),
-            )
-            .returning(petitions.c.id)
+            ),
         ).scalar()
         if inserted is None:
             existing = self._find(conn, submission.external_id, submission.idempotency_key)
@@ -585,7 +590,8 @@ class QueueStore:
         details: dict[str, Any] | None = None,
     ) -> None:
         conn.execute(
-            history.insert().values(
+            history.insert(),
+            dict(
                 petition_id=petition_id,
                 at=now,
                 actor=actor,
@@ -597,7 +603,7 @@ class QueueStore:
                 to_queue=to_queue,
                 note=None if note is None else mask_as_written(note),  # notes never hold raw personal data
                 details=details or {},
-            )
+            ),
         )
 
     def claim(

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, and_, case, or_
+from sqlalchemy import BindParameter, ColumnElement, and_, case, or_
 
 from model.classifier import Prediction
 from model.flags import Flag
 from store.schema import petitions
 from store.vocabulary import MANUAL_TRIAGE, Action, Clock, Status
 from store.workflow import TRANSITIONS
+
+# A moment in the rules' SQL: a value, or a bound parameter filled in at execution (a statement built once).
+Instant = datetime | BindParameter[datetime]
 
 
 class HeadDocument(TypedDict):
@@ -109,12 +112,12 @@ class Deadlines:
         return accepted_at + timedelta(days=self.handling_days)
 
 
-def lease_expired(now: datetime) -> ColumnElement[bool]:
+def lease_expired(now: Instant) -> ColumnElement[bool]:
     """A claim whose lease ran out counts as back in the queue (no reaper process needed)."""
     return and_(petitions.c.status == Status.CLAIMED, petitions.c.lease_expires_at <= now)
 
 
-def effective_status(now: datetime) -> ColumnElement[str]:
+def effective_status(now: Instant) -> ColumnElement[str]:
     """The status as seen at `now`: an expired claim is back where it was before it was claimed
     (returned if a department returned it since the last route, routed if a clerk routed it, else queued)."""
     returned_last = and_(
@@ -129,13 +132,13 @@ def effective_status(now: datetime) -> ColumnElement[str]:
     return case((lease_expired(now), back_in_queue), else_=petitions.c.status)
 
 
-def past_due(due: ColumnElement[Any], stopped: ColumnElement[Any], now: datetime) -> ColumnElement[bool]:
+def past_due(due: ColumnElement[Any], stopped: ColumnElement[Any], now: Instant) -> ColumnElement[bool]:
     """The one overdue rule, for either clock: its deadline has passed, the clock was never stopped,
     and the petition is still open."""
     return and_(due.is_not(None), due < now, stopped.is_(None), petitions.c.status != Status.CLOSED)
 
 
-def clock_overdue(clock: Clock, now: datetime) -> ColumnElement[bool]:
+def clock_overdue(clock: Clock, now: Instant) -> ColumnElement[bool]:
     """Hand-over: past `due_at` and not yet accepted by a department (routing or a lease does not
     stop it). Handling: past `handling_due_at` (extension included) and not closed."""
     if clock == Clock.HAND_OVER:
@@ -143,7 +146,7 @@ def clock_overdue(clock: Clock, now: datetime) -> ColumnElement[bool]:
     return past_due(petitions.c.handling_due_at, petitions.c.closed_at, now)
 
 
-def overdue(now: datetime) -> ColumnElement[bool]:
+def overdue(now: Instant) -> ColumnElement[bool]:
     """Overdue on either clock."""
     return or_(*(clock_overdue(clock, now) for clock in Clock))
 
