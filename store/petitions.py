@@ -82,6 +82,13 @@ def _with_state(now: rules.Instant) -> Select[Any]:
     )
 
 
+# Read before every similar-petition lookup (store/similar.py): built once, like the next one.
+_TEXTS_AFTER = (
+    select(petitions.c.id, petitions.c.masked_text)
+    .where(petitions.c.id > bindparam("last_id"))
+    .order_by(petitions.c.id)
+    .limit(bindparam("limit"))
+)
 # One petition with its state, built once: building the rules' expressions took longer than running them.
 _ONE_WITH_STATE = _with_state(bindparam("now", type_=UTCDateTime())).where(petitions.c.id == bindparam("petition_id"))
 
@@ -330,14 +337,9 @@ class QueueStore:
 
     def texts_after(self, last_id: int, limit: int = 10_000) -> list[tuple[int, str]]:
         """(id, masked text) of petitions stored after `last_id`, in id order: feeds the similarity index."""
-        stmt = (
-            select(petitions.c.id, petitions.c.masked_text)
-            .where(petitions.c.id > last_id)
-            .order_by(petitions.c.id)
-            .limit(limit)
-        )
         with self._read() as conn:
-            return [(int(row.id), str(row.masked_text)) for row in conn.execute(stmt)]
+            rows = conn.execute(_TEXTS_AFTER, {"last_id": last_id, "limit": limit})
+            return [(int(row.id), str(row.masked_text)) for row in rows]
 
     def briefs(
         self, *, ids: Sequence[int] = (), petitioner_key: str | None = None, now: datetime | None = None
