@@ -19,7 +19,7 @@ from service.auth import Permission, Principal, check_permission, unauthorized
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.petitions import Intake
-from service.predictor import Batcher, LoadedModel, ModelHolder
+from service.predictor import LoadedModel, ModelHolder
 from service.settings import Settings
 from store import QueueStore
 from store.similar import SimilarPetitions
@@ -46,11 +46,6 @@ async def get_model(request: Request) -> LoadedModel:
     if holder is None:
         raise ApiError(503, "model_unavailable", "模型尚未加载", "the model is not loaded")
     return holder.current
-
-
-async def get_predictor(request: Request) -> Batcher:
-    batcher: Batcher = request.app.state.batcher
-    return batcher
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -104,7 +99,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[QueueStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
-PredictorDep = Annotated[Batcher, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy)]
 SimilarDep = Annotated[SimilarPetitions, Depends(get_similar)]
