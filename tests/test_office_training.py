@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -155,6 +156,13 @@ def test_office_training_mixes_the_corpus_compares_and_promotes_safely(
     own_file = runner.invoke(app, evaluation)  # the model's own training file, split at random
     assert own_file.exit_code == 0, own_file.output
     assert "training data" in own_file.output and (tmp_path / "r" / "report.md").is_file()
+    # The held-out rows' routing figures come with bootstrap intervals, in the terminal and in the report.
+    line = next(line for line in own_file.output.splitlines() if "department top-1:" in line)
+    value, low, high = (float(x) for x in re.findall(r"\d\.\d{3}", line))
+    assert low <= value <= high and low < high
+    department = next(line for line in own_file.output.splitlines() if line.startswith("department: accuracy"))
+    assert f"accuracy {value:.3f}" in department  # the same top-1 as the head's own line
+    assert "department top-1:" in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
     strangers = tmp_path / "strangers.csv"
     strangers.write_text("text,domain,department\n路灯坏了,其他,城管\n噪音扰民,其他,环保\n", encoding="utf-8")
     unknown = runner.invoke(

@@ -42,6 +42,11 @@ def record(path: Path, sha256: str, parameters: dict[str, object]) -> None:
         "parameters": parameters,
         "command": "benchmarks/real_data.py --record data/real_text_evaluation.json",
         "figures": {"all rows": figures},
+        "as_the_service_routes": {
+            "auto_coverage": 0.58,
+            "auto_precision": 0.93,
+            "intervals": {"department_top1": [0.78, 0.82]},
+        },
     }
     path.with_name("real_text_evaluation.json").write_text(json.dumps(payload), encoding="utf-8")
 
@@ -54,6 +59,7 @@ def test_matching_record_is_quoted_and_a_stale_one_is_not(small_corpus: Path, tm
     assert trained.manifest.metrics["real_text_dev"]["figures"]["all rows"]["department_top1"] == 0.8
     card = (trained.folder / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "Real messages" in card and "department top-1 0.800" in card
+    assert "58.0% auto-routed, department right for 0.930" in card and "department_top1 [0.780, 0.820]" in card
     assert recorded_real_text_figures(data, parameters) is not None
     assert recorded_real_text_figures(data, parameters | {"C": 1.0}) is None  # another configuration
     record(small_corpus, "0" * 64, parameters)  # figures of other data

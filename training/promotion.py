@@ -14,9 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from model.metrics import RoutingFigures, RoutingOutcome, routing_outcome
+from model.metrics import RoutingFigures, RoutingOutcome, resampled_figures, routing_outcome
 from model.persistence import Manifest, ModelLoadError, load_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy
@@ -73,12 +71,8 @@ def clearly_worse(new: RoutingOutcome, current: RoutingOutcome, resamples: int =
     ]
     if not candidates:
         return []
-    generator = np.random.default_rng(0)
-    rows = observed_new.rows
     losses = dict.fromkeys((name for name, _ in candidates), 0)
-    for _ in range(resamples):
-        pick = generator.integers(0, rows, rows)
-        sample_new, sample_current = new.figures(pick), current.figures(pick)
+    for sample_new, sample_current in resampled_figures([new, current], resamples):
         for name in losses:
             losses[name] += getattr(sample_new, name) < getattr(sample_current, name)
     return [

@@ -198,6 +198,18 @@ def model_card(manifest: Manifest, taxonomy: Taxonomy) -> str:
                 f"departments at precision {figures['department_auto_precision']:.3f}, "
                 f"{figures['domain_auto_coverage']:.1%} of domains at {figures['domain_auto_precision']:.3f}"
             )
+        service = real.get("as_the_service_routes")
+        if service:
+            lines.append(
+                f"- as the service routes (every head confident), all rows: {service['auto_coverage']:.1%} "
+                f"auto-routed, department right for {service['auto_precision']:.3f} of them"
+            )
+            intervals = service.get("intervals", {})
+            if intervals:
+                lines.append(
+                    "- 95% bootstrap intervals (all rows): "
+                    + "; ".join(f"{name} [{low:.3f}, {high:.3f}]" for name, (low, high) in intervals.items())
+                )
     lines += ["", "## Held-out results (our own writing)"]
     for head, metrics in manifest.metrics.get("test", {}).items():
         lines.append(

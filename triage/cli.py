@@ -47,6 +47,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+INTERVALS_HEADING = (
+    "95% 区间（对这些行自助重抽样 1,000 次；行少时区间宽）/ 95% intervals (1,000 bootstrap resamples of these "
+    "rows; few rows give wide intervals)"
+)
+
 RegistryOption = Annotated[
     Path | None, typer.Option("--registry", help="模型库目录 / model registry folder (default: models/)")
 ]
@@ -432,7 +437,7 @@ def evaluate(
 
     Rows the model was trained on are left out; labels the model does not know are reported.
     """
-    from model.metrics import evaluate_model
+    from model.metrics import evaluate_model, figure_intervals, interval_lines, routing_outcome
     from training.labels import load_label_map
     from training.promotion import read_training_rows, unseen_rows
     from training.report import write_report
@@ -459,6 +464,7 @@ def evaluate(
         )
         labelled = labelled.select(unseen)
     notes = [f"data: {', '.join(labelled.sources)}"]
+    intervals: list[str] = []
     if len(labelled):
         targets = known_targets(model, labelled)
         if not targets:
@@ -467,7 +473,12 @@ def evaluate(
                 f"the model (it knows: {', '.join(model.classes('domain')[:8])}, ...); map them with --label-map",
                 code=1,
             )
-        metrics = evaluate_model(model, labelled.texts, targets)
+        probabilities = model.head_probabilities(model.transform(labelled.texts))
+        metrics = evaluate_model(model, labelled.texts, targets, probabilities)
+        if "domain" in targets:
+            outcome = routing_outcome(model, targets, probabilities)
+            intervals = interval_lines(outcome.figures(), figure_intervals(outcome))
+            notes += ["", INTERVALS_HEADING, "", *(f"- {line}" for line in intervals)]
     else:
         typer.echo(
             "模型训练时已用过全部这些行；以下为训练时留出数据的结果 / the model was trained on every one of these "
@@ -485,6 +496,10 @@ def evaluate(
         notes=notes,
     )
     print_head_metrics(metrics)
+    if intervals:
+        typer.echo(INTERVALS_HEADING)
+        for line in intervals:
+            typer.echo(f"  {line}")
     typer.echo(f"报告 / report: {path}")
 
 
