@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from model.classifier import TriageModel  # noqa: E402
 from model.metrics import (  # noqa: E402
     RoutingOutcome,
+    calibration_bins,
     difference_intervals,
     figure_intervals,
     interval_lines,
@@ -236,6 +237,19 @@ def print_departments(scores: dict[str, HeadScores], dev: DevSet) -> None:
         print(f"    {n:4d}  {t} -> {p}")
 
 
+def print_calibration(scores: dict[str, HeadScores], dev: DevSet) -> None:
+    """Reliability per confidence band and expected calibration error, per head."""
+    for head in HEADS:
+        s = scores[head]
+        correct = s.classes[s.scores.argmax(axis=1)] == dev.labels[head]
+        reliability = calibration_bins(s.scores.max(axis=1), correct)
+        bands = ", ".join(
+            f"{b['low']:.1f}-{b['high']:.1f}: {b['count']} at {b['confidence']:.2f} -> {b['accuracy']:.2f}"
+            for b in reliability["bins"]
+        )
+        print(f"  {head:<10} ECE {reliability['ece']:.3f} | {bands}")
+
+
 def curve(scores: HeadScores, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     confidence = scores.scores.max(axis=1)
     correct = scores.classes[scores.scores.argmax(axis=1)] == truth
@@ -415,6 +429,8 @@ def main() -> int:
     print_domain_classes(ours, dev)
     print("\n== departments (model, all rows)")
     print_departments(ours, dev)
+    print("\n== confidence against accuracy (model, all rows): does a shown 0.9 mean nine in ten right?")
+    print_calibration(ours, dev)
     print("\n== department auto-routing curve (model, all rows)")
     print_curve(ours["department"], dev.labels["department"], args.png)
     print("\n== as the service routes (model, all rows)")
