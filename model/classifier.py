@@ -234,7 +234,11 @@ class TriageModel(BaseEstimator):
 
     def compiled(self) -> CompiledModel | None:
         """The compiled prediction path, built once; None if the pipeline uses an option it cannot reproduce."""
-        check_segmenter(self.trained_segmenter, self.segmenter)  # a changed setting must not pass silently
+        # A changed setting must not pass silently; checked again whenever `segmenter` changes, not per call
+        # (a prediction asks for the compiled path four times, and each check cost as much as a head's scores).
+        if self.__dict__.get("_checked_segmenter") != self.segmenter:
+            check_segmenter(self.trained_segmenter, self.segmenter)
+            self._checked_segmenter = self.segmenter
         if "_compiled" not in self.__dict__:
             try:
                 self._compiled: CompiledModel | None = CompiledModel.build(self.features_, self.heads_)
@@ -249,6 +253,7 @@ class TriageModel(BaseEstimator):
         state.pop("_term_names", None)
         state.pop("_showable_columns", None)
         state.pop("_compiled", None)  # rebuilt from the fitted pipeline on first use
+        state.pop("_checked_segmenter", None)
         if "features_" in state:
             state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
         return state

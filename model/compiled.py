@@ -334,7 +334,7 @@ class CompiledHeads:
     def probabilities(self, matrix: sparse.csr_matrix | FeatureRows) -> dict[str, np.ndarray]:
         """Each head's calibrated probabilities, as `PlattLinearHead.predict_proba` computes them."""
         if isinstance(matrix, FeatureRows) and matrix.shape[0] == 1:  # one petition: a dense dot of its columns
-            scores = (matrix.data @ self.weights[matrix.indices] + self.intercepts)[None, :]
+            scores = (matrix.data @ np.take(self.weights, matrix.indices, axis=0) + self.intercepts)[None, :]
         else:
             scores = (matrix.to_csr() if isinstance(matrix, FeatureRows) else matrix) @ self.weights + self.intercepts
         result: dict[str, np.ndarray] = {}

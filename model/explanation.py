@@ -100,4 +100,6 @@ def explainable(term: str, words: DocumentWords | None) -> bool:
         return False
     if words is None:
         return True
+    if " " not in term:  # one word (most terms): a whole word or word pair of the document
+        return term in words
     return all(part in words and part not in STOP_TERMS for part in term.split(" ")) or term in words

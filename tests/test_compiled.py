@@ -120,9 +120,9 @@ def test_a_model_refuses_to_run_with_another_segmenter(trained: TrainResult, mod
         load_model(trained.folder, segmenter=other)
     assert load_model(trained.folder, segmenter=model.trained_segmenter)[0].trained_segmenter == model.segmenter
     switched = copy.copy(model)
+    switched.predict(["开发商逾期交房"])  # checked once and compiled under the trained setting ...
     switched.set_params(segmenter=other.value)
-    switched.__dict__.pop("_compiled", None)
-    with pytest.raises(SegmenterMismatchError):
+    with pytest.raises(SegmenterMismatchError):  # ... and checked again once the setting changes
         switched.predict(["开发商逾期交房"])
     with pytest.raises(SegmenterMismatchError):
         switched.predict(["开发商逾期交房"], compiled=False)

@@ -7,6 +7,7 @@ import pytest
 
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, LabelError, TriageModel
 from model.explanation import document_words, explainable
+from model.heads import PlattLinearHead
 from model.pairs import PAIR_PRIOR_GRID
 from model.persistence import load_model
 from model.taxonomy import load_taxonomy
@@ -141,3 +142,18 @@ def test_the_manifest_and_model_card_record_the_pair_weights_power(trained: Trai
     model, _ = load_model(trained.folder)
     assert model.pair_prior_ == power
     assert f"power {power}" in (trained.folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_calibrated_rows_sum_to_one_and_a_row_whose_sigmoids_all_vanish_is_uniform() -> None:
+    head = PlattLinearHead()
+    head.classes_ = np.array(["a", "b", "c"])
+    head.slopes_ = np.array([1.0, 2.0, 0.5])
+    head.intercepts_ = np.array([0.0, -1.0, 0.3])
+    usual = head.calibrate(np.array([[0.2, -0.4, 1.5], [3.0, 0.1, -2.0]]))
+    np.testing.assert_allclose(usual.sum(axis=1), 1.0)
+    sigmoids = 1.0 / (1.0 + np.exp(-(np.array([0.2, -0.4, 1.5]) * head.slopes_ + head.intercepts_)))
+    np.testing.assert_array_equal(usual[0], sigmoids / sigmoids.sum())
+    with np.errstate(over="ignore"):  # exp overflows: each sigmoid is exactly 0
+        vanished = head.calibrate(np.array([[-2000.0, -2000.0, -5000.0], [0.2, -0.4, 1.5]]))
+    np.testing.assert_array_equal(vanished[0], np.full(3, 1 / 3))  # every sigmoid underflows to 0
+    np.testing.assert_array_equal(vanished[1], usual[0])  # the other row of the batch is untouched
