@@ -181,6 +181,8 @@ def resampled_figures(
     rows = len(outcomes[0].confident)
     if any(len(outcome.confident) != rows for outcome in outcomes):
         raise ValueError("outcomes of different rows cannot be resampled together")
+    if rows == 0:
+        return  # nothing to draw: no interval
     generator = np.random.default_rng(seed)
     for _ in range(resamples):
         pick = generator.integers(0, rows, rows)

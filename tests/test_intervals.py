@@ -77,6 +77,7 @@ def test_macro_f1_is_scikit_learns_over_the_labels_of_either_side() -> None:
 def test_outcomes_of_different_rows_are_refused_and_lines_carry_the_labels() -> None:
     with pytest.raises(ValueError, match="different rows"):
         difference_intervals(outcome(rights(50, 0.5)), outcome(rights(60, 0.5)), resamples=10)
+    assert figure_intervals(outcome(rights(0, 0.5)), resamples=10) == {}  # no rows, no interval
     one = outcome(rights(300, 0.7))
     lines = interval_lines(one.figures(), figure_intervals(one, resamples=100))
     assert any(line.startswith("部门 top-1 / department top-1: 0.") and line.endswith("]") for line in lines)
