@@ -235,7 +235,7 @@ class TriageModel(BaseEstimator):
     def compiled(self) -> CompiledModel | None:
         """The compiled prediction path, built once; None if the pipeline uses an option it cannot reproduce."""
         # A changed setting must not pass silently; checked again whenever `segmenter` changes, not per call
-        # (a prediction asks for the compiled path four times, and each check cost as much as a head's scores).
+        # (a prediction asks for the compiled path four times, and each check reads the pipeline's steps again).
         if self.__dict__.get("_checked_segmenter") != self.segmenter:
             check_segmenter(self.trained_segmenter, self.segmenter)
             self._checked_segmenter = self.segmenter
