@@ -408,6 +408,13 @@ def main() -> int:
     except (RegistryError, ModelLoadError) as error:
         print(f"{error} (or pass --registry FOLDER)")
         return 2
+    against = None
+    if args.against is not None:  # checked before the long run, not after it
+        try:
+            against = load_model(Registry(args.against).resolve(None))
+        except (RegistryError, ModelLoadError) as error:
+            print(f"--against: {error}")
+            return 2
     corpus = load_corpus()
     ids = [json.loads(line)["id"] for line in corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     shipped_rows = manifest.training_data.get("shipped_model_rows", manifest.training_data.get("train_rows"))
@@ -436,12 +443,8 @@ def main() -> int:
     print("\n== as the service routes (model, all rows)")
     outcome = dev_outcome(model, dev)
     intervals = print_intervals(outcome)
-    if args.against is not None:
-        try:
-            other, other_manifest = load_model(Registry(args.against).resolve(None))
-        except (RegistryError, ModelLoadError) as error:
-            print(f"--against: {error}")
-            return 2
+    if against is not None:
+        other, other_manifest = against
         print(f"\n== {other_manifest.version} from {args.against}, against the model (all rows)")
         other_outcome = dev_outcome(other, dev)
         print_figures(other_manifest.version, figures(model_scores(other, dev.texts), dev, everything))

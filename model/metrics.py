@@ -244,7 +244,7 @@ def interval_lines(figures: RoutingFigures, intervals: Mapping[str, Interval]) -
 
 
 def routing_outcome(
-    model: Any, targets: Mapping[str, Sequence[str]], probabilities: Mapping[str, np.ndarray]
+    model: Any, targets: Mapping[str, Sequence[str] | np.ndarray], probabilities: Mapping[str, np.ndarray]
 ) -> RoutingOutcome:
     """Per-row domain prediction, department hits (top-1, top-3) and auto-routing of decoded `probabilities`."""
     confident = np.ones(len(targets["domain"]), dtype=bool)
