@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from model.metrics import RoutingOutcome, difference_intervals, figure_intervals, interval_lines, macro_f1
-from training.promotion import clearly_worse
+from training.promotion import Comparison, clearly_worse
 
 
 def outcome(right: np.ndarray, seed: int = 0) -> RoutingOutcome:
@@ -82,3 +82,18 @@ def test_outcomes_of_different_rows_are_refused_and_lines_carry_the_labels() -> 
     lines = interval_lines(one.figures(), figure_intervals(one, resamples=100))
     assert any(line.startswith("部门 top-1 / department top-1: 0.") and line.endswith("]") for line in lines)
     assert len(lines) == 5
+
+
+def test_a_comparison_keeps_its_change_intervals_through_the_manifest_and_shows_them() -> None:
+    base = rights(400, 0.8)
+    better = base.copy()
+    better[np.flatnonzero(~base)[:30]] = True
+    new, current = outcome(better), outcome(base)
+    changes = difference_intervals(new, current, resamples=200)
+    comparison = Comparison("new", "old", 400, new.figures(), current.figures(), "", (), changes)
+    assert Comparison.from_dict(comparison.to_dict()) == comparison
+    row = next(line for line in comparison.table() if "department top-1" in line)
+    interval = changes["department_top1"]
+    assert f"+0.075 [{interval.low:+.3f}, {interval.high:+.3f}]" in row and interval.low > 0
+    recorded_before_intervals = {key: value for key, value in comparison.to_dict().items() if key != "changes"}
+    assert Comparison.from_dict(recorded_before_intervals).changes == {}

@@ -138,6 +138,12 @@ def test_office_training_mixes_the_corpus_compares_and_promotes_safely(
     assert "finance_regulation" in manifest.labels["department"]  # the corpus keeps what the office never sees
     comparison = Comparison.from_dict(manifest.metrics["comparison"])
     assert comparison.against == trained.version and comparison.new is not None and comparison.rows > 0
+    # Each change carries its paired interval, which holds the change itself, in the manifest and the table.
+    top1 = comparison.changes["department_top1"]
+    assert comparison.current is not None and comparison.new.department_top1 is not None
+    change = comparison.new.department_top1 - (comparison.current.department_top1 or 0.0)
+    assert top1.low <= change <= top1.high
+    assert f"{change:+.3f} [{top1.low:+.3f}, {top1.high:+.3f}]" in result.output
     assert "Comparison with the current model" in (registry / version / "report.md").read_text(encoding="utf-8")
     assert Registry(registry).current() == trained.version
 

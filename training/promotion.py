@@ -10,11 +10,18 @@ same file is not flattered by rows it learned from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.metrics import RoutingFigures, RoutingOutcome, resampled_figures, routing_outcome
+from model.metrics import (
+    Interval,
+    RoutingFigures,
+    RoutingOutcome,
+    difference_intervals,
+    resampled_figures,
+    routing_outcome,
+)
 from model.persistence import Manifest, ModelLoadError, load_model
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy
@@ -93,6 +100,8 @@ class Comparison:
     current: RoutingFigures | None
     note: str = ""
     worse: tuple[str, ...] = ()  # figures on which the new model is clearly worse (see `clearly_worse`)
+    # Paired 95% bootstrap interval of `new - current` per figure (`model.metrics.difference_intervals`).
+    changes: dict[str, Interval] = field(default_factory=dict)
 
     def table(self) -> list[str]:
         """Markdown table, also readable in a terminal."""
@@ -110,7 +119,16 @@ class Comparison:
             new = getattr(self.new, name)
             current = getattr(self.current, name) if self.current is not None else None
             change = f"{new - current:+.3f}" if new is not None and current is not None else ""
+            if change and name in self.changes:
+                interval = self.changes[name]
+                change += f" [{interval.low:+.3f}, {interval.high:+.3f}]"
             lines.append(f"| {label} | {_cell(new)} | {_cell(current)} | {change} |")
+        if self.changes:
+            lines += [
+                "",
+                "差后方括号为同一批数据自助重抽样的 95% 区间；含 0 即分不出好坏 / brackets: paired 95% bootstrap "
+                "interval of the change; one that holds 0 cannot tell the two models apart on these rows",
+            ]
         if self.note:
             lines += ["", self.note]
         return lines
@@ -129,6 +147,7 @@ class Comparison:
             current=figures["current"],
             note=values.get("note", ""),
             worse=tuple(values.get("worse", ())),
+            changes={name: Interval(**bounds) for name, bounds in values.get("changes", {}).items()},
         )
 
 
@@ -179,6 +198,7 @@ def compare_with_current(registry: Registry, new_model: Any, new_version: str, h
         current.figures(),
         note,
         tuple(clearly_worse(new, current)),
+        difference_intervals(new, current),
     )
 
 
