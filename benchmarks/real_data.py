@@ -145,7 +145,7 @@ def print_differences(name: str, new: RoutingOutcome, reference: RoutingOutcome)
     parts = []
     for field, interval in difference_intervals(new, reference).items():
         change = getattr(ours, field) - getattr(theirs, field)
-        parts.append(f"{field} {change:+.3f} {interval}{'*' if interval.excludes_zero() else ''}")
+        parts.append(f"{field} {change:+.3f} {interval.signed()}{'*' if interval.excludes_zero() else ''}")
     print(f"    {name} minus reference: " + "; ".join(parts))
 
 

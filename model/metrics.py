@@ -170,6 +170,10 @@ class Interval:
     def __str__(self) -> str:
         return f"[{self.low:.3f}, {self.high:.3f}]"
 
+    def signed(self) -> str:
+        """As a difference's interval is read: `[-0.004, +0.006]`."""
+        return f"[{self.low:+.3f}, {self.high:+.3f}]"
+
 
 def resampled_figures(
     outcomes: Sequence[RoutingOutcome], resamples: int, seed: int = 0

@@ -94,6 +94,6 @@ def test_a_comparison_keeps_its_change_intervals_through_the_manifest_and_shows_
     assert Comparison.from_dict(comparison.to_dict()) == comparison
     row = next(line for line in comparison.table() if "department top-1" in line)
     interval = changes["department_top1"]
-    assert f"+0.075 [{interval.low:+.3f}, {interval.high:+.3f}]" in row and interval.low > 0
+    assert f"+0.075 {interval.signed()}" in row and interval.signed().startswith("[+0.") and interval.low > 0
     recorded_before_intervals = {key: value for key, value in comparison.to_dict().items() if key != "changes"}
     assert Comparison.from_dict(recorded_before_intervals).changes == {}

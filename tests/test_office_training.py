@@ -143,7 +143,7 @@ def test_office_training_mixes_the_corpus_compares_and_promotes_safely(
     assert comparison.current is not None and comparison.new.department_top1 is not None
     change = comparison.new.department_top1 - (comparison.current.department_top1 or 0.0)
     assert top1.low <= change <= top1.high
-    assert f"{change:+.3f} [{top1.low:+.3f}, {top1.high:+.3f}]" in result.output
+    assert f"{change:+.3f} {top1.signed()}" in result.output
     assert "Comparison with the current model" in (registry / version / "report.md").read_text(encoding="utf-8")
     assert Registry(registry).current() == trained.version
 

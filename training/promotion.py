@@ -120,8 +120,7 @@ class Comparison:
             current = getattr(self.current, name) if self.current is not None else None
             change = f"{new - current:+.3f}" if new is not None and current is not None else ""
             if change and name in self.changes:
-                interval = self.changes[name]
-                change += f" [{interval.low:+.3f}, {interval.high:+.3f}]"
+                change += f" {self.changes[name].signed()}"
             lines.append(f"| {label} | {_cell(new)} | {_cell(current)} | {change} |")
         if self.changes:
             lines += [
