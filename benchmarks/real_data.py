@@ -123,10 +123,11 @@ def model_scores(model: TriageModel, texts: Sequence[str]) -> dict[str, HeadScor
     return {h: HeadScores(np.array(model.classes(h)), proba[h], model.thresholds_[h]) for h in model.head_names_}
 
 
-def dev_outcome(model: TriageModel, dev: DevSet) -> RoutingOutcome:
-    """Per-row facts of the model on the dev set, as the service routes: auto-routed only when every head is
-    confident (`model.metrics.routing_outcome`), so figures and their intervals can be resampled."""
-    return routing_outcome(model, dev.labels, model.head_probabilities(model.transform(dev.texts)))
+def dev_outcome(model: TriageModel, scores: dict[str, HeadScores], dev: DevSet) -> RoutingOutcome:
+    """Per-row facts of the model on the dev set (from its `model_scores`, not predicted again), as the service
+    routes: auto-routed only when every head is confident (`model.metrics.routing_outcome`), so figures and
+    their intervals can be resampled."""
+    return routing_outcome(model, dev.labels, {head: s.scores for head, s in scores.items()})
 
 
 def print_intervals(outcome: RoutingOutcome) -> dict[str, list[float]]:
@@ -371,7 +372,7 @@ def sweep(corpus: LabelledData, dev: DevSet, settings: list[tuple[str, float]], 
         counts = domain_class_counts(scores, dev)
         small = [f"{c} {counts[c][1]} predicted ({counts[c][2]} right)" for c in ("finance", "prepaid") if c in counts]
         print(f"    ^ {', '.join(small)}")
-        print_differences(f"{name}={value}", dev_outcome(model, dev), reference)
+        print_differences(f"{name}={value}", dev_outcome(model, scores, dev), reference)
 
 
 def main() -> int:
@@ -441,13 +442,14 @@ def main() -> int:
     print("\n== department auto-routing curve (model, all rows)")
     print_curve(ours["department"], dev.labels["department"], args.png)
     print("\n== as the service routes (model, all rows)")
-    outcome = dev_outcome(model, dev)
+    outcome = dev_outcome(model, ours, dev)
     intervals = print_intervals(outcome)
     if against is not None:
         other, other_manifest = against
         print(f"\n== {other_manifest.version} from {args.against}, against the model (all rows)")
-        other_outcome = dev_outcome(other, dev)
-        print_figures(other_manifest.version, figures(model_scores(other, dev.texts), dev, everything))
+        other_scores = model_scores(other, dev.texts)
+        other_outcome = dev_outcome(other, other_scores, dev)
+        print_figures(other_manifest.version, figures(other_scores, dev, everything))
         print_differences(other_manifest.version, other_outcome, outcome)
     if args.record:
         service = outcome.figures()
