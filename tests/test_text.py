@@ -37,3 +37,10 @@ def test_spreadsheet_cells_drop_control_characters_xlsx_cannot_hold() -> None:
     value = spreadsheet_safe("=A1\x00\x07来电\x1f")
     assert value == "'=A1来电"
     Workbook().active.append([value])  # openpyxl raises IllegalCharacterError on control characters
+
+
+def test_an_invisible_character_outside_the_basic_plane_cannot_hide_a_phone_number() -> None:
+    # U+E0001 (a tag character) is invisible and astral; emoji beside it are astral and stay.
+    masked = prepare_text("😡电话139\U000e00011234 5678，快来人😡")
+    assert "【电话】" in masked and "5678" not in masked
+    assert masked.count("😡") == 2
