@@ -71,7 +71,7 @@ _OTHER_SPACE = re.compile(
 
 
 # A character outside the Basic Multilingual Plane. One regex scan: `max(text)` compared every character
-# in Python objects and cost a tenth of preparing a petition.
+# as a Python object and cost as much as the rest of preparing a petition.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -248,6 +248,6 @@ def prepare_text(text: str) -> str:
     """The one entry point: normalise, then mask (normalising first makes full-width digits maskable).
 
     Cached: one request prepares the same text for the similar-petition lookup, the routing model and
-    the flags (a batch chunk likewise), and each pass costs about a fifth of segmenting it with rjieba.
+    the flags (a batch chunk likewise), and each pass costs nearly as much as segmenting it with rjieba.
     The function is pure, so a cached answer is the answer."""
     return mask_personal_data(normalize_text(text))
