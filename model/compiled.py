@@ -288,15 +288,21 @@ class CompiledFeatures:
         if not documents:
             return FeatureRows(np.empty(0), np.empty(0, dtype=np.int32), np.zeros(1, dtype=np.int32), width)
         cells, counts = np.unique(self._cells(documents), return_counts=True)  # sorted: row, then column
-        row, column = np.divmod(cells, width)
-        block = np.searchsorted(self.offsets[1:], column, side="right")
+        # Each (row, block) is one segment for the L2 kernel (a FeatureUnion normalises per block). The
+        # cells are sorted, so a segment starts where its first possible cell would be.
+        firsts = np.arange(n_rows, dtype=np.int64)[:, None] * width + self.offsets[:-1]
+        segment_ends = np.empty(n_rows * n_blocks + 1, dtype=np.int32)
+        segment_ends[:-1] = np.searchsorted(cells, firsts.ravel())
+        segment_ends[-1] = len(cells)
+        column = cells if n_rows == 1 else cells % width
         values = counts.astype(np.float64)
-        sublinear = self.sublinear[block]
-        values[sublinear] = np.log(values[sublinear]) + 1.0
+        if self.sublinear.all():
+            np.log(values, out=values)
+            values += 1.0
+        elif self.sublinear.any():
+            sublinear = np.repeat(np.tile(self.sublinear, n_rows), np.diff(segment_ends))
+            values[sublinear] = np.log(values[sublinear]) + 1.0
         values *= self.idf[column]
-        # Each (row, block) is one segment for the L2 kernel: a FeatureUnion normalises per block.
-        segment_ends = np.zeros(n_rows * n_blocks + 1, dtype=np.int32)
-        np.cumsum(np.bincount(row * n_blocks + block, minlength=n_rows * n_blocks), out=segment_ends[1:])
         indices = column.astype(np.int32)
         inplace_csr_row_normalize_l2(_Segments(values, (n_rows * n_blocks, width), indices, segment_ends))
         return FeatureRows(values, indices, np.ascontiguousarray(segment_ends[::n_blocks]), width)

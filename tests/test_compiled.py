@@ -54,18 +54,25 @@ def _ngrams(text: str) -> list[str]:
         {"min_df": 1, "word_ngram_range": (1, 2), "char_ngram_range": (2, 3), "lead_tokens": 5, "segmenter": "rjieba"},
     ],
 )
-def test_compiled_features_equal_the_fitted_pipeline_bit_for_bit(params: dict[str, Any]) -> None:
+@pytest.mark.parametrize("raw_counts", [(), ("char",)])
+def test_compiled_features_equal_the_fitted_pipeline_bit_for_bit(params: dict[str, Any], raw_counts: tuple[str, ...]) -> None:
     data = load_corpus()
     train, test = data.subset("train"), data.subset("test")
-    features = build_features(**params).fit(train.texts[:600])
+    features = build_features(**params)
+    features.set_params(**{f"tfidf__{name}__sublinear_tf": False for name in raw_counts})
+    features.fit(train.texts[:600])
     texts = [*test.texts[:300], "", "！！", "  ", "ａｂｃ  全角\u3000空格 x\ty"]
     reference = features.transform(texts)
     reference.sort_indices()
-    compiled = CompiledFeatures.build(features).transform(texts)
-    assert compiled.shape == reference.shape
-    np.testing.assert_array_equal(compiled.indptr, reference.indptr)
-    np.testing.assert_array_equal(compiled.indices, reference.indices)
-    np.testing.assert_array_equal(compiled.data, reference.data)
+    compiled = CompiledFeatures.build(features)
+    # A batch, and one text at a time (a single petition takes its own path through `rows`).
+    for rows, expected in [(compiled.transform(texts), reference)] + [
+        (compiled.transform([text]), reference[index]) for index, text in enumerate(texts[:20])
+    ]:
+        assert rows.shape == expected.shape
+        np.testing.assert_array_equal(rows.indptr, expected.indptr)
+        np.testing.assert_array_equal(rows.indices, expected.indices)
+        np.testing.assert_array_equal(rows.data, expected.data)
 
 
 def test_options_the_compiled_path_does_not_reproduce_are_refused() -> None:
