@@ -44,6 +44,9 @@ MIN_EXAMPLES_PER_LABEL = 2
 # (domain). `benchmarks/real_data.py` prints the curve that chose them.
 DEFAULT_DOMAIN_TARGET = 0.985
 DEFAULT_DEPARTMENT_TARGET = 0.985
+# Attributes computed from the fitted model on first use. Never persisted, and dropped when the model is
+# fitted again (a stale compiled path would keep predicting with the old weights).
+_DERIVED = ("_feature_names", "_term_names", "_showable_columns", "_compiled", "_checked_segmenter", "_class_names")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class TriageModel(BaseEstimator):
         thresholds, so the auto-routing promise is measured on the text it will be used on.
         `n_jobs` processes fit each head's LinearSVCs (`PlattLinearHead.fit`): the same model, sooner.
         """
+        for name in _DERIVED:
+            self.__dict__.pop(name, None)
         targets = np.asarray(y, dtype=object)
         if targets.ndim == 1:
             targets = targets[:, None]
@@ -249,11 +254,8 @@ class TriageModel(BaseEstimator):
     def __getstate__(self) -> dict[str, object]:
         """Vocabularies travel as term arrays: persisted dicts of ~10^5 entries make loading slow."""
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
-        state.pop("_feature_names", None)  # derived from the vocabularies; rebuilt on demand
-        state.pop("_term_names", None)
-        state.pop("_showable_columns", None)
-        state.pop("_compiled", None)  # rebuilt from the fitted pipeline on first use
-        state.pop("_checked_segmenter", None)
+        for name in _DERIVED:  # rebuilt from the fitted pipeline on first use
+            state.pop(name, None)
         if "features_" in state:
             state["features_"], state["vocabularies_"] = detach_vocabularies(state["features_"])
         return state
@@ -273,7 +275,10 @@ class TriageModel(BaseEstimator):
         return self._feature_names
 
     def classes(self, head: str) -> list[str]:
-        return [str(label) for label in self.heads_[head].classes_]
+        """The head's labels in column order (a copy: the cached list is built once, not per prediction)."""
+        if "_class_names" not in self.__dict__:
+            self._class_names = {name: [str(label) for label in head.classes_] for name, head in self.heads_.items()}
+        return list(self._class_names[head])
 
     def transform(self, X: Sequence[str], compiled: bool = True) -> sparse.csr_matrix:
         fast = self.compiled() if compiled else None

@@ -118,6 +118,20 @@ def test_one_head_model_for_a_custom_label_set() -> None:
     assert model.predict(["P2P平台暴雷，我投的二十万取不出来"])[0].heads["domain"].label == "money"
 
 
+def test_fitting_again_replaces_everything_the_last_predictions_cached() -> None:
+    corpus = load_corpus().subset("test")
+    model = TriageModel(calibration_folds=2).fit(corpus.texts, corpus.labels)
+    before = model.predict(["P2P平台暴雷，我投的二十万取不出来"])[0]
+    assert before.heads["domain"].label == "finance" and before.explanation
+    labels = ["money" if label in {"finance", "prepaid"} else "not_money" for label in corpus.labels]
+    model.fit(corpus.texts, labels)
+    after = model.predict(["P2P平台暴雷，我投的二十万取不出来"])[0]
+    assert model.classes("domain") == ["money", "not_money"]
+    assert after.heads["domain"].label == "money"
+    fresh = TriageModel(calibration_folds=2).fit(corpus.texts, labels)
+    assert after == fresh.predict(["P2P平台暴雷，我投的二十万取不出来"])[0]
+
+
 def test_rare_labels_are_reported_by_name() -> None:
     with pytest.raises(LabelError, match="lonely"):
         TriageModel().fit(["甲乙丙丁", "戊己庚辛", "壬癸子丑"], ["a", "a", "lonely"])
