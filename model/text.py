@@ -115,8 +115,12 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
     """Per-character NFKC fold (full-width digits and letters become ASCII), invisible characters dropped
     and whitespace made plain spaces, with the index of the original character of each folded one (None:
     the same positions, as when every character folds to exactly one, e.g. full-width punctuation)."""
-    if unicodedata.is_normalized("NFKC", text) and not _astral(text) and not _BMP_INVISIBLE.search(text):
-        return _OTHER_SPACE.sub(" ", text), None
+    if not _astral(text) and not _BMP_INVISIBLE.search(text):
+        # Most petitions as written: full-width punctuation (one character each, as `nfkc` folds it) is
+        # all that NFKC changes. Folding them by regex first spares the per-character pass.
+        folded = _FULL_WIDTH.sub(_ascii_form, text)
+        if unicodedata.is_normalized("NFKC", folded):
+            return _OTHER_SPACE.sub(" ", folded), None
     pieces = list(map(_fold_char, text))
     folded = "".join(pieces)
     if len(folded) == len(text) and "" not in pieces:  # no piece empty and none longer: one to one

@@ -15,6 +15,8 @@ from model.text import (
     _NUMBER_KINDS,
     _OTHER_SPACE,
     PLACEHOLDERS,
+    _fold,
+    _fold_char,
     is_blank,
     mask_as_written,
     mask_personal_data,
@@ -181,6 +183,19 @@ NFKC_SOUP = st.text(
 @example("Ａ\u0301，１２\u3000")  # a full-width letter before a combining accent composes after folding
 def test_the_fast_nfkc_is_nfkc(text: str) -> None:
     assert nfkc(text) == unicodedata.normalize("NFKC", text)
+
+
+@FAST
+@given(st.one_of(st.text(), NFKC_SOUP))
+@example("Ａ\u0301，１２\u3000")
+@example("电话１３９\u200b１２３４，😡")
+def test_masking_folds_each_character_on_its_own_whatever_path_it_takes(text: str) -> None:
+    # The positions masking reports are those of the text as written: every character folds on its own.
+    pieces = [_fold_char(char) for char in text]
+    folded, origin = _fold(text)
+    assert folded == "".join(pieces)
+    expected = [index for index, piece in enumerate(pieces) for _ in piece]
+    assert (origin if origin is not None else list(range(len(text)))) == expected
 
 
 def test_other_white_space_is_exactly_the_non_space_isspace_characters() -> None:
