@@ -55,7 +55,9 @@ def _ngrams(text: str) -> list[str]:
     ],
 )
 @pytest.mark.parametrize("raw_counts", [(), ("char",)])
-def test_compiled_features_equal_the_fitted_pipeline_bit_for_bit(params: dict[str, Any], raw_counts: tuple[str, ...]) -> None:
+def test_compiled_features_equal_the_fitted_pipeline_bit_for_bit(
+    params: dict[str, Any], raw_counts: tuple[str, ...]
+) -> None:
     data = load_corpus()
     train, test = data.subset("train"), data.subset("test")
     features = build_features(**params)
