@@ -72,8 +72,12 @@ def tree_memory_kb(pid: int) -> int:
     return total
 
 
-def run_classify(source: Path, jobs: int, registry: Path) -> tuple[float, int]:
-    """Wall seconds and peak tree PSS (kB) of one `triage classify` run."""
+def run_classify(source: Path, jobs: int, registry: Path, sample_memory: bool = True) -> tuple[float, int]:
+    """Wall seconds and peak tree PSS (kB, 0 when not sampled) of one `triage classify` run.
+
+    Reading PSS walks every page of every process in the tree: about 6 ms of CPU per sample for one
+    process holding the model, so sampling every 50 ms takes a sixth of a core or more from a 2-core
+    run. Rate runs pass `sample_memory=False`."""
     output = source.with_suffix(f".out{jobs}.csv")
     command = [
         sys.executable,
@@ -101,11 +105,13 @@ def run_classify(source: Path, jobs: int, registry: Path) -> tuple[float, int]:
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     _, stderr = process.communicate()
     elapsed = time.perf_counter() - started
     stop.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"classify failed: {stderr}")
     output.unlink()
