@@ -10,8 +10,9 @@ Printed, each against its baseline from the same run:
    vs the median segmentation of the same text; the scikit-learn path beside it;
 2. HTTP at concurrency 1: /v1/classify and /v1/petitions p50 vs /healthz p50 (real server; the three
    requests take turns on one connection, so a slow spell of the machine hits all three alike);
-3. `triage classify --jobs 2` rows/s vs jieba's single-core rows/s on the same rows, and vs a
-   plain jieba TF-IDF + LinearSVC pipeline (trained on the corpus) predicting them;
+3. `triage classify --jobs 2` rows/s vs jieba's single-core rows/s, and vs a plain jieba TF-IDF +
+   LinearSVC pipeline (trained on the corpus), both timed just before and after each run on its first
+   `--sample` rows (the run classifies more rows like them, so that it outlasts its start-up);
 4. batch peak memory (PSS of the process tree) at 50,000 and 200,000 rows.
 
     .venv/bin/python benchmarks/inference.py [--rows 200000] [--small-rows 50000] [--skip-http] [--skip-batch]
