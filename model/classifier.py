@@ -40,10 +40,13 @@ HEADS = ("domain", "department")
 MIN_EXAMPLES_PER_LABEL = 2
 # Out-of-fold precision targets on the training corpus. Corpus text is easier than real
 # petitions: on the real-text dev set, a 0.95 target kept only ~0.81 of its promise, so the
-# targets are set where the dev set's auto-routed precision reaches 0.90 (department) and 0.95
-# (domain). `benchmarks/real_data.py` prints the curve that chose them.
+# targets are set where the dev set's auto-routed precision holds 0.90 (department) and 0.95
+# (domain) with room to spare for harder text: the department's 0.98 still keeps both halves of
+# the promise (coverage >= 50%, precision >= 0.90) if ambiguous messages were 60% of the rows
+# instead of the dev set's 30%, where 0.985 would route too few. `benchmarks/real_data.py` prints
+# the curve, the sweep and the clear / ambiguous split that chose them.
 DEFAULT_DOMAIN_TARGET = 0.985
-DEFAULT_DEPARTMENT_TARGET = 0.985
+DEFAULT_DEPARTMENT_TARGET = 0.98
 # Attributes computed from the fitted model on first use. Never persisted, and dropped when the model is
 # fitted again (a stale compiled path would keep predicting with the old weights).
 _DERIVED = ("_feature_names", "_term_names", "_showable_columns", "_compiled", "_checked_segmenter", "_class_names")

@@ -65,8 +65,8 @@ def test_held_out_quality_on_the_fixed_split(trained: TrainResult) -> None:
 
 def test_thresholds_were_chosen_out_of_fold_for_the_target(trained: TrainResult) -> None:
     validation = trained.manifest.metrics["out_of_fold_train"]
-    for head in ("domain", "department"):
-        assert validation[head]["target_precision"] == DEFAULT_DOMAIN_TARGET == DEFAULT_DEPARTMENT_TARGET
+    for head, target in (("domain", DEFAULT_DOMAIN_TARGET), ("department", DEFAULT_DEPARTMENT_TARGET)):
+        assert validation[head]["target_precision"] == target
         assert validation[head]["precision_at_threshold"] >= validation[head]["target_precision"]
         assert 0 < trained.manifest.thresholds[head] <= 1
 
