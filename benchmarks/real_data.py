@@ -88,6 +88,16 @@ class HeadScores:
     scores: np.ndarray
     threshold: float | None
 
+    def predicted(self) -> np.ndarray:
+        """The top class of every row."""
+        top: np.ndarray = self.classes[self.scores.argmax(axis=1)]
+        return top
+
+    def correct(self, truth: np.ndarray) -> np.ndarray:
+        """Per row: is the top class the true one?"""
+        hits: np.ndarray = self.predicted() == truth
+        return hits
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -219,7 +229,7 @@ def domain_class_counts(scores: dict[str, HeadScores], dev: DevSet) -> dict[str,
     """Per domain: (dev rows, rows predicted as it, rows predicted right)."""
     s = scores["domain"]
     truth = dev.labels["domain"]
-    predicted = s.classes[s.scores.argmax(axis=1)]
+    predicted = s.predicted()
     return {
         str(label): (
             int((truth == label).sum()),
@@ -240,7 +250,7 @@ def print_domain_classes(scores: dict[str, HeadScores], dev: DevSet) -> None:
 def print_departments(scores: dict[str, HeadScores], dev: DevSet) -> None:
     s = scores["department"]
     truth = dev.labels["department"]
-    predicted = s.classes[s.scores.argmax(axis=1)]
+    predicted = s.predicted()
     print(f"  {'department':<20} {'n':>5} {'recall':>7}")
     for label, n in Counter(truth).most_common():
         print(f"  {label:<20} {n:5d} {float((predicted[truth == label] == label).mean()):7.3f}")
@@ -253,8 +263,7 @@ def print_calibration(scores: dict[str, HeadScores], dev: DevSet) -> None:
     """Reliability per confidence band and expected calibration error, per head."""
     for head in HEADS:
         s = scores[head]
-        correct = s.classes[s.scores.argmax(axis=1)] == dev.labels[head]
-        reliability = calibration_bins(s.scores.max(axis=1), correct)
+        reliability = calibration_bins(s.scores.max(axis=1), s.correct(dev.labels[head]))
         bands = ", ".join(
             f"{b['low']:.1f}-{b['high']:.1f}: {b['count']} at {b['confidence']:.2f} -> {b['accuracy']:.2f}"
             for b in reliability["bins"]
@@ -264,7 +273,7 @@ def print_calibration(scores: dict[str, HeadScores], dev: DevSet) -> None:
 
 def curve(scores: HeadScores, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     confidence = scores.scores.max(axis=1)
-    correct = scores.classes[scores.scores.argmax(axis=1)] == truth
+    correct = scores.correct(truth)
     order = np.argsort(-confidence, kind="stable")
     coverage = np.arange(1, len(order) + 1) / len(order)
     return coverage, np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
@@ -287,9 +296,7 @@ def print_curve(scores: HeadScores, truth: np.ndarray, png: Path | None) -> None
         figure, axes = plt.subplots(figsize=(5, 4))
         axes.plot(coverage, precision)
         if scores.threshold is not None:
-            cov, prec = coverage_precision(
-                scores.scores.max(axis=1), scores.classes[scores.scores.argmax(axis=1)] == truth, scores.threshold
-            )
+            cov, prec = coverage_precision(scores.scores.max(axis=1), scores.correct(truth), scores.threshold)
             axes.scatter([cov], [prec], color="red", zorder=3, label=f"threshold {scores.threshold:.3f}")
             axes.legend(loc="lower left")
         axes.set(
