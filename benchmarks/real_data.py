@@ -217,11 +217,15 @@ def figures(scores: dict[str, HeadScores], dev: DevSet, rows: np.ndarray) -> Fig
 
 
 def print_figures(name: str, f: Figures) -> None:
+    auto = (
+        "no thresholds (never auto-routes)"
+        if np.isnan(f.department_auto_coverage)
+        else f"{f.department_auto_coverage:.3f} cov @ {f.department_auto_precision:.3f} prec, domain "
+        f"{f.domain_auto_coverage:.3f} @ {f.domain_auto_precision:.3f}"
+    )
     print(
         f"  {name:<22} n={f.rows:<5} domain acc {f.domain_accuracy:.3f} macro-F1 {f.domain_macro_f1:.3f} | "
-        f"dept top-1 {f.department_top1:.3f} top-3 {f.department_top3:.3f} | auto dept "
-        f"{f.department_auto_coverage:.3f} cov @ {f.department_auto_precision:.3f} prec, domain "
-        f"{f.domain_auto_coverage:.3f} @ {f.domain_auto_precision:.3f}"
+        f"dept top-1 {f.department_top1:.3f} top-3 {f.department_top3:.3f} | auto dept {auto}"
     )
 
 

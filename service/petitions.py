@@ -418,15 +418,26 @@ def readable(store: QueueStore, petition_id: int, principal: Principal) -> Petit
     return petition
 
 
-def check_may_close(principal: Principal, petition: PetitionRecord) -> None:
-    """A department closes only what a clerk handed to it; nobody but an admin closes another's claim."""
+def _require_hand_over(principal: Principal, petition: PetitionRecord, doing: str) -> None:
+    """A department acts on a petition only once a clerk confirmed its route there: before that it is a
+    suggestion the department cannot even read in full (`views.handed_to`)."""
     if not principal.can(Permission.SEE_TEXT) and not handed_to(principal, petition):
         raise ApiError(
             409,
             "not_handed_over",
-            "该件尚未由登记员确认分流到本部门，不能办结",
+            f"该件尚未由登记员确认分流到本部门，不能{doing}；不属于本部门职责的可退回",
             "a clerk has not yet confirmed this petition's route to your department",
         )
+
+
+def check_may_accept(principal: Principal, petition: PetitionRecord) -> None:
+    """Accepting starts the handling clock; an item accepted on a suggestion alone could never be closed."""
+    _require_hand_over(principal, petition, "受理")
+
+
+def check_may_close(principal: Principal, petition: PetitionRecord) -> None:
+    """A department closes only what a clerk handed to it; nobody but an admin closes another's claim."""
+    _require_hand_over(principal, petition, "办结")
     lease = petition.lease
     if lease is not None and not principal.can(Permission.OVERRIDE_LEASE) and not principal.holds(lease.owner):
         raise ApiError(
@@ -547,6 +558,7 @@ def accept(
         principal,
         Action.ACCEPTED,
         lambda: store.accept(petition_id, note=note, actor=principal.name, role=principal.role),
+        check_may_accept,
     )
 
 

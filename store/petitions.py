@@ -99,14 +99,17 @@ def _like_pattern(needle: str) -> str:
 
 
 def _text_match(text: str) -> ColumnElement[bool]:
-    """The masked text contains the (masked) query, the external id contains it, or it is the number."""
+    """The masked text contains the (masked) query, the external id contains it, or it is the number.
+
+    Case-insensitive on both databases (`ilike`): SQLite's LIKE ignores ASCII case, PostgreSQL's does not."""
     needle = text.strip()
     options: list[ColumnElement[bool]] = [
-        petitions.c.masked_text.like(_like_pattern(mask_as_written(needle)), escape="\\"),
-        petitions.c.external_id.like(_like_pattern(needle), escape="\\"),
+        petitions.c.masked_text.ilike(_like_pattern(mask_as_written(needle)), escape="\\"),
+        petitions.c.external_id.ilike(_like_pattern(needle), escape="\\"),
     ]
     number = needle.removeprefix("#").removeprefix("第").removesuffix("号")
-    if number.isdigit() and int(number) <= MAX_PETITION_ID:
+    # isdecimal, not isdigit: "①" and "²" are digits that int() refuses.
+    if number.isdecimal() and int(number) <= MAX_PETITION_ID:
         options.append(petitions.c.id == int(number))
     return or_(*options)
 

@@ -64,6 +64,29 @@ def test_one_bad_date_fails_only_its_own_batch_item(client: TestClient) -> None:
     assert body["items"][0]["error"]["code"] == "received_out_of_range" and body["items"][1]["ok"] is True
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["received_from=0001-01-01", "received_to=9999-12-31", "received_from=1899-12-31", "received_to=9001-01-01"],
+)
+def test_search_dates_near_year_one_or_9999_are_a_422_not_a_500(client: TestClient, query: str) -> None:
+    for path in ("/v1/petitions", "/v1/petitions/export.xlsx"):
+        error = assert_error(client.get(f"{path}?{query}", headers=CLERK), 422, "date_out_of_range")
+        assert error["message"] == "收件日期超出范围（1900 年至 9000 年）"
+        assert error["details"][0]["field"].endswith(query.split("=")[0])
+
+
+def test_search_dates_at_the_ends_of_the_range_are_accepted(client: TestClient) -> None:
+    petition_id = submit(client).json()["id"]
+    found = client.get("/v1/petitions?received_from=1900-01-01&received_to=9000-12-31", headers=CLERK)
+    assert found.status_code == 200, found.text
+    assert [item["id"] for item in found.json()["items"]] == [petition_id]
+    export = client.get("/v1/petitions/export.xlsx?received_from=1900-01-01&received_to=9000-12-31", headers=CLERK)
+    assert export.status_code == 200
+    schema = client.get("/openapi.json").json()["paths"]["/v1/petitions"]["get"]["parameters"]
+    received_to = next(parameter for parameter in schema if parameter["name"] == "received_to")
+    assert received_to["schema"]["x-not-after"] == "9000-12-31"
+
+
 # -- 3. departments see and close only what was handed to them ----------------------------------------
 
 
@@ -87,6 +110,20 @@ def test_department_cannot_close_an_item_only_suggested_to_it(client: TestClient
     client.post("/v1/queues/housing/claim", headers=HOUSING)
     assert_error(client.post(f"/v1/petitions/{petition_id}/close", json=close, headers=HOUSING), 409, "not_handed_over")
     assert client.get(f"/v1/petitions/{petition_id}", headers=CLERK).json()["status"] != "closed"
+
+
+def test_department_accepts_only_what_a_clerk_handed_over(client: TestClient) -> None:
+    """Accepting a suggestion used to start a handling clock on an item the department could then
+    neither close nor read, and that no clerk could confirm any more: a dead end."""
+    petition_id = suggested_to_housing(client)
+    refused = assert_error(client.post(f"/v1/petitions/{petition_id}/accept", headers=HOUSING), 409, "not_handed_over")
+    assert "不能受理" in refused["message"]
+    assert client.get(f"/v1/petitions/{petition_id}", headers=CLERK).json()["status"] != "accepted"
+    route_to(client, petition_id, "housing")
+    accepted = client.post(f"/v1/petitions/{petition_id}/accept", headers=HOUSING)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    closed = client.post(f"/v1/petitions/{petition_id}/close", json={"resolution": "已答复"}, headers=HOUSING)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
 
 def test_nobody_closes_an_item_leased_to_another_worker(client: TestClient) -> None:

@@ -184,6 +184,8 @@ def test_search_by_text_number_external_id_dates_and_filters(store: QueueStore) 
     assert ids(text="13812345678") == [first]  # the query is masked like the text: it finds 【电话】
     assert ids(text="XF-1") == [first] and ids(text=f"#{second}") == [second] and ids(text=str(third)) == [third]
     assert ids(text="100%_") == []
+    assert ids(text="xf-1") == [first] and ids(text="路灯损坏") == [first]  # ignoring case on both databases
+    assert ids(text="①") == [] and ids(text="第²号") == []  # digits int() refuses are text, not ids
     assert ids(received_to=FRIDAY - 10 * DAY) == [second]
     assert sorted(ids(received_from=FRIDAY - DAY, received_to=FRIDAY)) == [first, third]
     assert ids(overdue=True) == [second] and sorted(ids(overdue=False)) == [first, third]

@@ -43,6 +43,18 @@ def open_item(page: Page, petition_id: int) -> None:
     expect(page.get_by_test_id("item-dialog")).to_be_visible()
 
 
+def test_department_waits_for_a_clerk_before_accepting_a_suggestion(page: Page, api: httpx.Client) -> None:
+    submitted = api.post("/v1/petitions", json={"text": HOUSING_TEXT + "（系统建议）", "channel": "web"}).json()
+    suggested = api.get(f"/v1/petitions/{submitted['id']}").json()
+    assert suggested["queue"] == "housing" and suggested["route"]["routed_at"] is None, suggested
+    sign_in(page, HOUSING_KEY)
+    open_item(page, suggested["id"])
+    expect(page.get_by_test_id("accept-item")).to_be_hidden()
+    expect(page.get_by_test_id("await-handover")).to_be_visible()
+    expect(page.locator("#return-form")).to_be_visible()  # a wrong suggestion can still go back
+    expect(page.locator("#close-form")).to_be_hidden()
+
+
 def test_department_accepts_notes_extends_returns_and_closes(page: Page, api: httpx.Client) -> None:
     kept = routed(api, HOUSING_TEXT.replace("2022年", "2020年"))
     wrong = routed(api, ROAD_TEXT + "（误转住建）")

@@ -804,7 +804,9 @@
     const inDepartment = petition.queue !== manualTriage();
     const handle = can("handle") && open && inDepartment;
     const accepted = petition.status === "accepted";
-    $("accept-item").hidden = !handle || accepted;
+    const confirmed = Boolean(petition.route.routed_at);  // the server's handed_to: a clerk confirmed the route
+    $("accept-item").hidden = !handle || accepted || !confirmed;
+    $("await-handover").hidden = !handle || accepted || confirmed;
     $("extend-form").hidden = !handle || !accepted || Boolean(petition.extension);
     $("return-form").hidden = !handle;
     $("note-form").hidden = !can("note") || !open;
