@@ -25,7 +25,7 @@ from batch.results import Item, Result
 from batch.writers import ERROR_FIELDS, check_writable, error_record, open_writer, result_fields, result_record
 from model.classifier import Prediction, TriageModel
 from model.persistence import load_flags, load_model, read_manifest
-from model.text import is_blank
+from model.text import is_blank, without_nul
 from training.io import InputError, Row, read_rows, require_columns
 
 MAX_TEXT_CHARS = 20_000
@@ -77,7 +77,7 @@ class Summary:
 def validate(row: Row, options: ClassifyOptions) -> Item:
     """Turn a raw row into an Item; bad rows get a stable error id and a Chinese explanation."""
     values = row.values
-    identifier = "" if values.get(options.id_col) is None else str(values.get(options.id_col)).strip()
+    identifier = "" if values.get(options.id_col) is None else without_nul(str(values.get(options.id_col))).strip()
     old = str(values.get(options.compare_col) or "").strip() if options.compare_col else ""
     if row.error is not None:
         return Item(row.number, identifier, None, f"invalid_row: {row.error}", old)
@@ -89,12 +89,12 @@ def validate(row: Row, options: ClassifyOptions) -> Item:
     if not identifier:
         return Item(row.number, identifier, None, "missing_id: 缺少编号", old)
     raw = values.get(options.text_col)
-    text = "" if raw is None else str(raw)
+    text = "" if raw is None else without_nul(str(raw))
     if is_blank(text):
         return Item(row.number, identifier, None, "empty_text: 文本为空", old)
     if len(text) > options.max_chars:
         return Item(row.number, identifier, None, f"text_too_long: 文本超过 {options.max_chars} 字", old)
-    contact = str(values.get(options.contact_col) or "").strip() if options.contact_col else ""
+    contact = without_nul(str(values.get(options.contact_col) or "")).strip() if options.contact_col else ""
     return Item(row.number, identifier, text, None, old, contact or None)
 
 

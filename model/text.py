@@ -84,6 +84,12 @@ def drop_invisible(text: str) -> str:
     return "".join(char for char in text if not is_invisible(char)) if _astral(text) else text
 
 
+def without_nul(text: str) -> str:
+    """`text` without NUL characters: invisible (nothing a person wrote is lost), and PostgreSQL cannot
+    store them in a text column. Every input boundary (API request strings, backlog rows) calls this."""
+    return text.replace("\x00", "")
+
+
 def is_blank(text: str) -> bool:
     """True when nothing visible is left: only whitespace, NUL, zero-width or other format characters."""
     return all(char.isspace() or is_invisible(char) for char in text)

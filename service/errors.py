@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.logging import log_event
-from store import DatabaseUnavailable
+from store import DatabaseUnavailable, RejectedValue
 
 logger = logging.getLogger("triage.errors")
 
@@ -68,6 +68,10 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "empty_reason": ("理由不能为空", "reason must not be empty or whitespace only"),
     "empty_note": ("备注不能为空", "note must not be empty or whitespace only"),
     "received_out_of_range": ("收件时间超出范围（1900 年至今）", "received_at must be between 1900 and now"),
+    "date_out_of_range": (
+        "收件日期超出范围（1900 年至 9000 年）",
+        "received_from and received_to must be between 1900 and 9000",
+    ),
     "text_too_long": ("信访内容过长", "text is longer than the allowed maximum"),
     "batch_too_large": ("批量提交条目过多", "too many items in one batch"),
     "batch_empty": ("批量提交不能为空", "a batch needs at least one item"),
@@ -154,6 +158,22 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
+    async def on_rejected_value(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RejectedValue)
+        log_event(
+            logger,
+            logging.WARNING,
+            "database.rejected_value",
+            error_type=str(error.args[0]) if error.args else type(error).__name__,
+            path_template=_route_path(request),
+        )
+        return error_response(
+            422,
+            "rejected_value",
+            "数据库不接受请求中的某个值（本次请求未保存任何内容）",
+            "the database rejected a value in the request; nothing was saved",
+        )
+
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         # Exception messages can carry SQL parameters (petition text): log the type and frames only.
         frames = [
@@ -176,6 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
+    app.add_exception_handler(RejectedValue, on_rejected_value)
     app.add_exception_handler(Exception, on_unexpected)
 
 

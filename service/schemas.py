@@ -8,13 +8,13 @@ enums (store/vocabulary.py), so the OpenAPI schema lists their values.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from model.flags import Flag
-from model.text import is_blank
+from model.text import is_blank, without_nul
 from store import Action, Channel, Role, Status
 
 # Not blank: at least one character that is neither whitespace nor invisible (NUL, zero-width, BOM...).
@@ -27,6 +27,21 @@ NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
 # Oldest receipt date accepted: earlier dates are typing errors, and dates near year 1 overflow.
 EARLIEST_RECEIPT = datetime(1900, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 LATEST_YEAR = 9000
+# The date filters' range: the dates received_at may hold, and far enough from year 1 and 9999 that a day's
+# start in UTC (or the day after the last) cannot overflow.
+EARLIEST_DAY = EARLIEST_RECEIPT.date()
+LATEST_DAY = date(LATEST_YEAR, 12, 31)
+
+
+def _without_nul(value: Any) -> Any:
+    """NUL dropped (`model.text.without_nul`): PostgreSQL's DataError on one lost a whole batch."""
+    return without_nul(value) if isinstance(value, str) else value
+
+
+# Every string a request carries (bodies and query parameters): petition text, names, addresses, notes,
+# reasons, ids, search text. Dropping NUL before the field's own checks means a NUL-only value is
+# blank or too short, as an empty one is, and no NUL ever reaches the database.
+Text = Annotated[str, BeforeValidator(_without_nul)]
 
 EXAMPLE_TEXT = (
     "我于2022年在某楼盘购买商品房，合同约定2023年6月交房，至今仍未交付，开发商拒不答复，请求督促开发商尽快交房。"
@@ -42,7 +57,7 @@ def _not_blank(
 
 
 class TextIn(BaseModel):
-    text: str = Field(
+    text: Text = Field(
         description="信访内容原文（不能为空，长度上限见 maxLength，由 TRIAGE_MAX_TEXT_CHARS 配置）/ petition text "
         "as received (not blank; at most maxLength characters, set by TRIAGE_MAX_TEXT_CHARS)",
         examples=[EXAMPLE_TEXT],
@@ -58,7 +73,7 @@ class TextIn(BaseModel):
 class ClassifyIn(TextIn):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": EXAMPLE_TEXT}]})
 
-    petitioner_contact: str | None = Field(
+    petitioner_contact: Text | None = Field(
         None,
         max_length=200,
         description="信访人联系方式（手机号等），只用于识别重复信访，仅保存其加密散列 / the petitioner's "
@@ -89,22 +104,22 @@ class SubmitIn(TextIn):
         "before 1900 and not in the future",
         json_schema_extra={"x-not-before": EARLIEST_RECEIPT.isoformat(), "x-not-after": "now"},
     )
-    external_id: str | None = Field(
+    external_id: Text | None = Field(
         None,
         min_length=1,
         max_length=200,
         description="来源系统编号，重复提交返回原件 / id in the sending system; a repeat returns the original",
     )
-    petitioner_name: str | None = Field(
+    petitioner_name: Text | None = Field(
         None, max_length=200, description="信访人姓名（不写入日志）/ petitioner's name (never logged)"
     )
-    petitioner_contact: str | None = Field(
+    petitioner_contact: Text | None = Field(
         None, max_length=200, description="联系方式（不写入日志）/ petitioner's contact (never logged)"
     )
     headcount: int | None = Field(
         None, ge=1, le=100_000, description="人数，5 人以上为集体访 / number of petitioners (collective from 5)"
     )
-    address: str | None = Field(None, max_length=500, description="地址 / address")
+    address: Text | None = Field(None, max_length=500, description="地址 / address")
 
     @field_validator("received_at")
     @classmethod
@@ -130,28 +145,28 @@ class RouteIn(BaseModel):
         json_schema_extra={"examples": [{"department": "housing", "domain": "real_estate", "note": "确认住建部门办理"}]}
     )
 
-    department: str = Field(description="责任部门编号 / responsible department id", examples=["housing"])
-    domain: str | None = Field(
+    department: Text = Field(description="责任部门编号 / responsible department id", examples=["housing"])
+    domain: Text | None = Field(
         None, description="领域编号（更正时填写）/ domain id, when correcting it", examples=["real_estate"]
     )
-    note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
+    note: Text | None = Field(None, max_length=2_000, description="备注 / note for the history")
 
 
 class LinkIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"case_id": 12, "note": "同一信访人就同一事项重复来信"}]})
 
     case_id: int = Field(ge=1, le=2**63 - 1, description="已有案件（信访件）编号 / id of the existing case")
-    note: str | None = Field(None, max_length=2_000, description="备注 / note for both histories")
+    note: Text | None = Field(None, max_length=2_000, description="备注 / note for both histories")
 
 
 class CloseIn(BaseModel):
-    resolution: str = Field(
+    resolution: Text = Field(
         max_length=5_000,
         description="办理结果（不能为空）/ how it was resolved (not blank)",
         examples=["已转住建局督办，开发商承诺月底交房。"],
         json_schema_extra=NOT_BLANK,
     )
-    reply_summary: str | None = Field(
+    reply_summary: Text | None = Field(
         None,
         max_length=5_000,
         description="答复信访人的内容摘要 / summary of the reply to the petitioner",
@@ -165,11 +180,11 @@ class CloseIn(BaseModel):
 
 
 class AcceptIn(BaseModel):
-    note: str | None = Field(None, max_length=2_000, description="备注 / note for the history")
+    note: Text | None = Field(None, max_length=2_000, description="备注 / note for the history")
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(
+    reason: Text = Field(
         max_length=2_000,
         description="理由（不能为空）/ reason (not blank)",
         examples=["不属于本部门职责，应由自然资源局办理"],
@@ -183,7 +198,7 @@ class ReasonIn(BaseModel):
 
 
 class NoteIn(BaseModel):
-    note: str = Field(
+    note: Text = Field(
         max_length=2_000,
         description="备注（不能为空）/ note (not blank)",
         examples=["已电话联系信访人"],
@@ -212,7 +227,7 @@ class ClaimIn(BaseModel):
         description="租约秒数，到期未办结则退回队列 / lease; the item returns to the queue "
         "when it expires (default from configuration)",
     )
-    worker: str | None = Field(
+    worker: Text | None = Field(
         None,
         min_length=1,
         max_length=100,

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from openpyxl import Workbook
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from model.flags import Flag
 from model.office_time import CHINA_STANDARD_TIME
@@ -20,7 +22,7 @@ from model.text import spreadsheet_safe
 from service.auth import Principal, check_queue_access
 from service.logging import log_event
 from service.queues import known_queue
-from service.schemas import SearchPageOut
+from service.schemas import EARLIEST_DAY, LATEST_DAY, SearchPageOut, Text
 from service.views import PREVIEW_CHARS, queue_name, summary_out
 from store import Channel, PetitionQuery, PetitionRecord, QueueStore, SortOrder, Status, raised_flags
 
@@ -28,30 +30,49 @@ logger = logging.getLogger("triage.api")
 
 MAX_EXPORT_ROWS = 10_000
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DAY_RANGE: dict[str, Any] = {"x-not-before": EARLIEST_DAY.isoformat(), "x-not-after": LATEST_DAY.isoformat()}
 
 
 class SearchIn(BaseModel):
     """Query parameters of `GET /v1/petitions` and its export (all optional, all must hold)."""
 
-    q: str | None = Field(
+    q: Text | None = Field(
         None,
         max_length=200,
         description="文本（在脱敏文本中查找）、编号或来源系统编号 / text (in the masked text), number or external id",
     )
-    queue: str | None = Field(None, max_length=64, description="队列 / queue")
+    queue: Text | None = Field(None, max_length=64, description="队列 / queue")
     status: list[Status] = Field(
         default_factory=list, description="状态，可多选；缺省为全部未办结 / statuses (default: every open one)"
     )
     channel: Channel | None = Field(None, description="来源渠道 / channel")
     overdue: bool | None = Field(None, description="只看超期（true）或未超期（false）/ overdue on either clock, or not")
     flag: Flag | None = Field(None, description="标记：涉法涉诉（litigation）或集体访（collective）/ raised flag")
-    received_from: date | None = Field(None, description="收件日期起（北京时间，含）/ received on or after (CST)")
-    received_to: date | None = Field(None, description="收件日期止（北京时间，含）/ received on or before (CST)")
+    received_from: date | None = Field(
+        None,
+        description="收件日期起（北京时间，含；1900 年至 9000 年）/ received on or after (CST; 1900 to 9000)",
+        json_schema_extra=DAY_RANGE,
+    )
+    received_to: date | None = Field(
+        None,
+        description="收件日期止（北京时间，含；1900 年至 9000 年）/ received on or before (CST; 1900 to 9000)",
+        json_schema_extra=DAY_RANGE,
+    )
     sort: SortOrder = Field(
         SortOrder.DUE, description="due：期限由近到远（退回件在前）；-due；received；-received / order"
     )
     limit: int = Field(50, ge=1, le=200, description="每页件数 / page size")
     offset: int = Field(0, ge=0, le=10_000_000, description="跳过件数 / items to skip")
+
+    @field_validator("received_from", "received_to")
+    @classmethod
+    def _day_in_range(cls, value: date | None) -> date | None:
+        # Days near year 1 or 9999 overflow when their start is converted to UTC (`day_start`).
+        if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
+            raise PydanticCustomError(
+                "date_out_of_range", "received_from and received_to must be between 1900 and 9000"
+            )
+        return value
 
 
 def day_start(day: date) -> datetime:

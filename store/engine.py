@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from store.errors import DatabaseUnavailable, DriverMissing, WriteConflict
+from store.errors import DatabaseUnavailable, DriverMissing, RejectedValue, WriteConflict
 
 # SQLSTATEs after which the whole transaction can simply run again: serialization failure, deadlock.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -146,6 +146,8 @@ def unavailable_as_store_errors() -> Iterator[None]:
 
     A retryable conflict (deadlock, serialization failure) becomes `WriteConflict`; a lost or refused
     connection, a locked SQLite file past its busy timeout or an exhausted pool becomes `DatabaseUnavailable`.
+    A value the database cannot hold becomes `RejectedValue` (the API validates input so that this
+    should not happen; if it does, the answer is a 422 rather than a 500).
     """
     try:
         yield
@@ -153,6 +155,8 @@ def unavailable_as_store_errors() -> Iterator[None]:
         if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
             raise WriteConflict(type(error.orig).__name__) from error
         raise DatabaseUnavailable(type(error.orig).__name__) from error
+    except sa_exc.DataError as error:
+        raise RejectedValue(type(error.orig).__name__) from error
     except sa_exc.TimeoutError as error:  # no free connection in the pool within PoolOptions.timeout
         raise DatabaseUnavailable("pool timeout") from error
     except sa_exc.DBAPIError as error:

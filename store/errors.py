@@ -76,3 +76,12 @@ class WriteConflict(DatabaseUnavailable):
 
 class DriverMissing(RuntimeError):
     """The configured database needs a driver that is not installed (the `postgres` extra)."""
+
+
+class RejectedValue(StoreError):
+    """The database refused a value it was given (a DataError, SQLSTATE class 22: a NUL in text on
+    PostgreSQL, a number out of range). The request's input, not an outage: the API answers 422.
+
+    Nothing was committed by the failed call. `args[0]` names the driver's error type only, never its
+    message (which can quote SQL parameters, that is petition text).
+    """

@@ -13,17 +13,22 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, TypeAdapter
 
 from model.registry import Registry
+from service import schemas
+from service.api.deps import StoreDep
 from service.app import create_app
 from service.logging import JsonFormatter
 from service.schemas import BatchOut, ClassifyOut, SubmitOut
+from service.search import SearchIn
 from service.settings import ApiKeyConfig, Settings
 from tests.postgres import PostgresCluster
+from tests.test_queue import submission
 
 KEYS = {
     "k-clerk": ApiKeyConfig(role="clerk", name="clerk-1"),
@@ -378,6 +383,115 @@ def test_batch_limits(client: TestClient) -> None:
     too_many = {"items": [{"text": "x", "channel": "web"}] * 1_001}
     assert_error(client.post("/v1/petitions/batch", json=too_many, headers=CLERK), 422, "batch_too_large")
     assert_error(client.post("/v1/petitions/batch", json={"items": "x"}, headers=CLERK), 422, "validation_error")
+
+
+# -- NUL: invisible, and PostgreSQL cannot store it in text ------------------------------------------
+
+
+def request_models() -> list[type[BaseModel]]:
+    """Every request body model, and the search's query parameters."""
+    bodies = [
+        value
+        for name, value in vars(schemas).items()
+        if name.endswith("In") and isinstance(value, type) and issubclass(value, BaseModel)
+    ]
+    return [*bodies, SearchIn]
+
+
+def takes_text(annotation: Any) -> bool:
+    return annotation is str or any(takes_text(argument) for argument in get_args(annotation))
+
+
+def test_every_string_a_request_carries_drops_nul() -> None:
+    """The rule behind the tests below, for fields added later too: each string field is `schemas.Text`."""
+    checked = []
+    for model in request_models():
+        for name, field in model.model_fields.items():
+            if takes_text(field.annotation):
+                field_type = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+                adapter: TypeAdapter[Any] = TypeAdapter(field_type)
+                assert adapter.validate_python("ho\x00using") == "housing", f"{model.__name__}.{name}"
+                checked.append(f"{model.__name__}.{name}")
+    assert {"SubmitIn.text", "SubmitIn.external_id", "NoteIn.note", "CloseIn.resolution", "SearchIn.q"} <= set(checked)
+
+
+def test_nul_in_a_submission_is_dropped_and_the_petition_stored(client: TestClient) -> None:
+    with_nul = HOUSING_TEXT.replace("开发商", "开发\x00商", 1) + "\x00"
+    response = submit(
+        client,
+        with_nul,
+        external_id="XF-\x00001",
+        petitioner_name="张\x00三",
+        petitioner_contact="13800000001\x00",
+        address="某市\x00某区",
+    )
+    assert response.status_code == 201, response.text
+    petition = client.get(f"/v1/petitions/{response.json()['id']}", headers=ADMIN).json()
+    assert petition["text"] == HOUSING_TEXT and petition["external_id"] == "XF-001"
+    assert (petition["petitioner"]["name"], petition["petitioner"]["address"]) == ("张三", "某市某区")
+    again = submit(client, HOUSING_TEXT, external_id="XF-001")  # the same petition, as stored
+    assert again.status_code == 200 and again.json()["id"] == petition["id"]
+    assert_error(submit(client, "\x00", external_id="XF-2"), 422, "empty_text")
+    assert_error(submit(client, FINANCE_TEXT, external_id="\x00"), 422, "validation_error")
+
+
+def test_a_batch_with_nul_in_one_item_stores_every_valid_item(client: TestClient) -> None:
+    items = [
+        {"text": HOUSING_TEXT, "channel": "letter"},
+        {"text": FINANCE_TEXT.replace("平台", "平\x00台"), "channel": "web", "petitioner_name": "李\x00四"},
+        {"text": "\x00\x00", "channel": "web"},
+    ]
+    response = client.post("/v1/petitions/batch", json={"items": items}, headers=CLERK)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["created"], body["failed"]) == (2, 1)
+    assert body["items"][2]["error"]["code"] == "empty_text"
+    stored = client.get(f"/v1/petitions/{body['items'][1]['petition']['id']}", headers=ADMIN).json()
+    assert stored["text"] == FINANCE_TEXT and stored["petitioner"]["name"] == "李四"
+
+
+def test_nul_in_search_notes_routes_and_closing_is_dropped(client: TestClient) -> None:
+    petition_id = submit(client).json()["id"]
+    found = client.get("/v1/petitions", params={"q": "开发\x00商"}, headers=CLERK)
+    assert found.status_code == 200, found.text
+    assert [item["id"] for item in found.json()["items"]] == [petition_id]
+    export = client.get("/v1/petitions/export.xlsx", params={"q": "开发\x00商"}, headers=CLERK)
+    assert export.status_code == 200, export.text
+    noted = client.post(f"/v1/petitions/{petition_id}/notes", json={"note": "已\x00电话联系"}, headers=CLERK)
+    assert noted.status_code == 200, noted.text
+    assert noted.json()["history"][-1]["note"] == "已电话联系"
+    assert_error(
+        client.post(f"/v1/petitions/{petition_id}/notes", json={"note": "\x00"}, headers=CLERK), 422, "empty_note"
+    )
+    routed = route_to(client, petition_id, "hou\x00sing", note="转\x00住建")
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["queue"] == "housing" and routed.json()["history"][-1]["note"] == "转住建"
+    claimed = client.post("/v1/queues/housing/claim", json={"worker": "w\x001"}, headers=ADMIN)
+    assert claimed.status_code == 200 and claimed.json()["lease"]["owner"] == "admin-1/w1"
+    closed = client.post(
+        f"/v1/petitions/{petition_id}/close",
+        json={"resolution": "已督促\x00交房", "reply_summary": "已\x00答复"},
+        headers=ADMIN,
+    )
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["resolution"], closed.json()["reply_summary"]) == ("已督促交房", "已答复")
+
+
+def test_a_value_the_database_rejects_is_a_422_not_a_500(
+    tmp_path: Path, registry_root: Path, postgres: PostgresCluster
+) -> None:
+    """Past validation, e.g. a NUL from a caller of the store that does not drop it: PostgreSQL's DataError
+    is the store's `RejectedValue`, answered in the error shape, and nothing is stored."""
+    app = create_app(settings_for(tmp_path, registry_root, database_url=postgres.create_schema()))
+
+    def store_unchecked(store: StoreDep) -> None:
+        store.submit(submission("开发商逾期\x00交房"))
+
+    app.add_api_route("/test/unchecked", store_unchecked, methods=["POST"])
+    with TestClient(app) as test_client:
+        assert_error(test_client.post("/test/unchecked"), 422, "rejected_value")
+        assert test_client.get("/v1/petitions", headers=CLERK).json()["total"] == 0
+        assert submit(test_client).status_code == 201
 
 
 # -- queues, claim, department visibility ------------------------------------------------------------

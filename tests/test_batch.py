@@ -15,9 +15,10 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from typer.testing import CliRunner
 
-from batch.classify import progress_path
+from batch.classify import ClassifyOptions, progress_path, validate
 from batch.writers import OUTPUT_FIELDS
 from training.dataset import load_corpus
+from training.io import Row
 from triage.cli import app
 
 runner = CliRunner()
@@ -216,3 +217,12 @@ def test_enqueue_feeds_the_routing_queue_once_per_id(
     changed = write_csv(tmp_path / "changed.csv", [(backlog[0][0], "完全不同的另一件事：路灯坏了", "")])
     code, output = classify(registry_root, str(changed), "-o", str(tmp_path / "o2.csv"), "-j", "1", "--enqueue")
     assert code == 0 and "conflicts 1" in output
+
+
+def test_backlog_rows_lose_nul_before_anything_stores_them() -> None:
+    """PostgreSQL refuses NUL in text: a backlog row carrying one must still be classified and queued."""
+    options = ClassifyOptions(contact_col="contact")
+    item = validate(Row(2, {"id": "A\x001", "text": "物业\x00乱收费，电梯坏了", "contact": "1381234\x005678"}), options)
+    assert (item.id, item.text, item.contact, item.error) == ("A1", "物业乱收费，电梯坏了", "13812345678", None)
+    only_nul = validate(Row(3, {"id": "A2", "text": "\x00\x00"}), options)
+    assert only_nul.text is None and only_nul.error is not None and only_nul.error.startswith("empty_text")
