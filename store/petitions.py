@@ -614,7 +614,8 @@ class QueueStore:
     def claim(
         self, queue: str, worker: str, *, lease_seconds: int, role: Role = Role.SYSTEM, now: datetime | None = None
     ) -> PetitionRecord | None:
-        """Hand the claimable petition due soonest to `worker` with a lease; None when the queue is empty.
+        """Hand the next claimable petition to `worker` with a lease (in the list's order: returned items
+        first, then the one due soonest); None when the queue is empty.
 
         Claimable: queued or routed, or claimed with an expired lease. Claiming from a department
         queue counts as handing the petition over to that department (it stops the overdue clock).
@@ -628,7 +629,7 @@ class QueueStore:
                     conn.execute(
                         _with_state(now)
                         .where(claimable)
-                        .order_by(petitions.c.due_at, petitions.c.id)
+                        .order_by(*_ordering(SortOrder.DUE))  # the list's order: returned items first
                         .limit(1)
                         .with_for_update(skip_locked=True)
                     )

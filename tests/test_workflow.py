@@ -107,7 +107,8 @@ def test_return_goes_to_the_top_of_manual_triage_and_ends_the_assignment(store: 
     assert total == 2 and [item.id for item in page] == [petition_id, waiting.petition_id]
     assert store.queue_counts(FRIDAY)[MANUAL_TRIAGE].returned == 1
     # a clerk's lease on it runs out: it reads as returned again, then a route sends it on
-    store.claim(MANUAL_TRIAGE, "clerk", lease_seconds=60, now=FRIDAY)
+    claimed = store.claim(MANUAL_TRIAGE, "clerk", lease_seconds=60, now=FRIDAY)
+    assert claimed is not None and claimed.id == petition_id  # "claim next" takes it first, as the list shows it
     assert store.get(petition_id, now=FRIDAY + DAY).status == Status.RETURNED
     rerouted = store.route(petition_id, "natural_resources", actor="clerk", role="clerk", now=FRIDAY + DAY).petition
     assert rerouted.status == Status.ROUTED and rerouted.queue == "natural_resources"
