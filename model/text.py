@@ -18,6 +18,9 @@ PLACEHOLDERS: dict[str, str] = {
     "id_card": "【身份证号】",
     "bank_card": "【银行卡号】",
     "phone": "【电话】",
+    # The petitioner's own name and address as given at intake (`mask_petitioner`): no pattern finds them.
+    "name": "【姓名】",
+    "address": "【地址】",
 }
 
 # Digits as petitioners write them: ASCII (full-width folds to it), and Chinese numerals read digit by
@@ -205,6 +208,18 @@ def mask_as_written(text: str) -> str:
     """The text as the petitioner wrote it (own punctuation, full-width forms, traditional characters),
     with the same personal data masked as `prepare_text` masks: this is what people are shown."""
     return mask_personal_data(_EXPORT_DEBRIS.sub(" ", text).strip())
+
+
+def mask_petitioner(masked_text: str, name: str | None, address: str | None) -> str:
+    """`mask_as_written` output with the petitioner's name and address, as given at intake, replaced where
+    the text repeats them: departments read the masked text before a clerk hands a petition over, and no
+    pattern can recognise a name. Values shorter than two characters are left alone (a lone character
+    would blank every word it appears in)."""
+    for kind, value in (("address", address), ("name", name)):
+        given = mask_as_written(value) if value else ""
+        if len(given) >= 2:
+            masked_text = masked_text.replace(given, PLACEHOLDERS[kind])
+    return masked_text
 
 
 def mask_name(name: str) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from model.flags import Flag
 from model.taxonomy import load_taxonomy
-from model.text import mask_as_written
+from model.text import mask_as_written, mask_petitioner
 from store import rules, workflow
 from store.engine import PoolOptions, insert_or_skip, make_engine, unavailable_as_store_errors
 from store.errors import (
@@ -522,7 +522,7 @@ class QueueStore:
                 external_id=submission.external_id,
                 idempotency_key=submission.idempotency_key,
                 text=text,
-                masked_text=mask_as_written(text),
+                masked_text=mask_petitioner(mask_as_written(text), petitioner.name, petitioner.address),
                 channel=channel,
                 received_at=received,
                 due_at=self.deadlines.hand_over_due(received),

@@ -126,6 +126,20 @@ def test_department_accepts_only_what_a_clerk_handed_over(client: TestClient) ->
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
 
+def test_a_department_reads_no_name_or_address_before_hand_over(client: TestClient) -> None:
+    """The masked text used to repeat the petitioner's own name and address in full (no pattern finds a
+    name), and a department could even search petitions by the name."""
+    text = "我叫王建国，住幸福路8号3单元。" + HOUSING_TEXT
+    body = submit(client, text=text, petitioner_name="王建国", address="幸福路8号").json()
+    seen = client.get(f"/v1/petitions/{body['id']}", headers=HOUSING).json()
+    assert seen["queue"] == "housing" and seen["text_visible"] is False
+    assert "王建国" not in json.dumps(seen, ensure_ascii=False) and "幸福路8号" not in seen["masked_text"]
+    assert seen["masked_text"].startswith("我叫【姓名】，住【地址】3单元。")
+    assert seen["petitioner"]["name"] == "王**"
+    assert client.get("/v1/petitions", params={"q": "王建国"}, headers=HOUSING).json()["total"] == 0
+    assert client.get(f"/v1/petitions/{body['id']}", headers=CLERK).json()["text"] == text  # clerks: as written
+
+
 def test_nobody_closes_an_item_leased_to_another_worker(client: TestClient) -> None:
     petition_id = suggested_to_housing(client)
     route_to(client, petition_id, "housing")

@@ -1,4 +1,4 @@
-from model.text import mask_personal_data, normalize_text, prepare_text
+from model.text import mask_as_written, mask_personal_data, mask_petitioner, normalize_text, prepare_text
 
 
 def test_masks_phone_id_bank_card_and_email() -> None:
@@ -44,3 +44,12 @@ def test_an_invisible_character_outside_the_basic_plane_cannot_hide_a_phone_numb
     masked = prepare_text("😡电话139\U000e00011234 5678，快来人😡")
     assert "【电话】" in masked and "5678" not in masked
     assert masked.count("😡") == 2
+
+
+def test_mask_petitioner_replaces_the_given_name_and_address_where_the_text_repeats_them() -> None:
+    masked = mask_as_written("我叫王建国，住幸福路8号，电话13812345678，王建国敬上")
+    assert mask_petitioner(masked, "王建国", "幸福路8号") == "我叫【姓名】，住【地址】，电话【电话】，【姓名】敬上"
+    assert mask_petitioner(masked, "王", None) == masked  # one character would blank every word with it
+    assert mask_petitioner(masked, None, None) == masked
+    # an address holding a phone number matches the text as masked
+    assert mask_petitioner(mask_as_written("寄到13812345678号信箱"), None, "13812345678号信箱") == "寄到【地址】"
