@@ -40,6 +40,7 @@ from service.views import handed_to, head_summary, live_prediction_out, petition
 from store import (
     Action,
     ExtensionRefused,
+    Guard,
     IdempotencyConflict,
     InvalidTransition,
     PetitionClosed,
@@ -503,16 +504,25 @@ def act(
     petition_id: int,
     principal: Principal,
     action: Action,
-    step: Callable[[], PetitionRecord],
+    step: Callable[[Guard], PetitionRecord],
     check: Callable[[Principal, PetitionRecord], None] | None = None,
 ) -> PetitionOut:
     """One workflow step on a petition the caller may read (404/403 first), with the store's refusals
-    answered as 409/422; logged by id, queue, status and actor (never the note or the reason)."""
+    answered as 409/422; logged by id, queue, status and actor (never the note or the reason).
+
+    The caller's checks run again on the locked row inside the step's transaction (`guard`): read
+    before it, they could pass for an item a clerk was moving to another queue at that moment."""
     before = readable(store, petition_id, principal)
-    if check is not None:
-        check(principal, before)
+
+    def guard(current: PetitionRecord) -> None:
+        if not principal.may_access_queue(current.queue):
+            raise not_found(petition_id)
+        if check is not None:
+            check(principal, current)
+
+    guard(before)  # the common refusals without a write transaction
     with answering_store_errors(petition_id, store):
-        petition = step()
+        petition = step(guard)
     log_event(
         logger,
         logging.INFO,
@@ -541,8 +551,8 @@ def close(
         petition_id,
         principal,
         Action.CLOSED,
-        lambda: store.close(
-            petition_id, resolution.strip(), reply_summary=reply, actor=principal.name, role=principal.role
+        lambda guard: store.close(
+            petition_id, resolution.strip(), reply_summary=reply, actor=principal.name, role=principal.role, guard=guard
         ),
         check_may_close,
     )
@@ -557,7 +567,7 @@ def accept(
         petition_id,
         principal,
         Action.ACCEPTED,
-        lambda: store.accept(petition_id, note=note, actor=principal.name, role=principal.role),
+        lambda guard: store.accept(petition_id, note=note, actor=principal.name, role=principal.role, guard=guard),
         check_may_accept,
     )
 
@@ -571,7 +581,9 @@ def return_to_triage(
         petition_id,
         principal,
         Action.RETURNED,
-        lambda: store.return_to_triage(petition_id, reason.strip(), actor=principal.name, role=principal.role),
+        lambda guard: store.return_to_triage(
+            petition_id, reason.strip(), actor=principal.name, role=principal.role, guard=guard
+        ),
     )
 
 
@@ -582,7 +594,7 @@ def add_note(store: QueueStore, taxonomy: Taxonomy, petition_id: int, principal:
         petition_id,
         principal,
         Action.NOTED,
-        lambda: store.add_note(petition_id, note.strip(), actor=principal.name, role=principal.role),
+        lambda guard: store.add_note(petition_id, note.strip(), actor=principal.name, role=principal.role, guard=guard),
     )
 
 
@@ -595,5 +607,7 @@ def extend(
         petition_id,
         principal,
         Action.EXTENDED,
-        lambda: store.extend(petition_id, days, reason.strip(), actor=principal.name, role=principal.role),
+        lambda guard: store.extend(
+            petition_id, days, reason.strip(), actor=principal.name, role=principal.role, guard=guard
+        ),
     )

@@ -18,7 +18,7 @@ from store.errors import (
     UnknownQueue,
     WriteConflict,
 )
-from store.petitions import QueueStore, known_queues, utcnow
+from store.petitions import Guard, QueueStore, known_queues, utcnow
 from store.records import (
     DecisionCount,
     HistoryEntry,
@@ -70,6 +70,7 @@ __all__ = [
     "DriverMissing",
     "ExtensionRefused",
     "FlagsDocument",
+    "Guard",
     "HistoryEntry",
     "IdempotencyConflict",
     "InvalidTransition",

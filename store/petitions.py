@@ -154,6 +154,10 @@ def _ordering(sort: SortOrder) -> list[Any]:
     return orders[sort]
 
 
+# The caller's own check on the locked row of a workflow step (`QueueStore._act`); refuses by raising.
+Guard = Callable[[PetitionRecord], None]
+
+
 class QueueStore:
     """Petitions and their routing queue. Thread-safe; one instance per process is enough.
 
@@ -706,12 +710,19 @@ class QueueStore:
         role: Role,
         now: datetime | None,
         values: Callable[[PetitionRecord, datetime], dict[str, Any]] = lambda _current, _now: {},
+        guard: Guard | None = None,
         **options: Any,
     ) -> PetitionRecord:
-        """One checked transition in its own write transaction; `values(current, now)` gives the columns to set."""
+        """One checked transition in its own write transaction; `values(current, now)` gives the columns to set.
+
+        `guard(current)` runs on the locked row before anything changes and refuses by raising: the caller's
+        own checks (who may act on which queue) must see the row as it is now, not as it was read before
+        the transaction, or a department could act on an item a clerk had just moved to another queue."""
         now = now or utcnow()
         with self._write() as conn:
             current = self._load(conn, petition_id, now, with_history=False, for_update=True)
+            if guard is not None:
+                guard(current)
             workflow.check(current.id, action, current.status, current.queue)  # before `values` looks at it
             self._transition(conn, current, action, actor, role, now, **options, **values(current, now))
         return self.get(petition_id, now=now)
@@ -827,7 +838,14 @@ class QueueStore:
         return self.get(petition_id, now=now)
 
     def accept(
-        self, petition_id: int, *, actor: str, role: Role, note: str | None = None, now: datetime | None = None
+        self,
+        petition_id: int,
+        *,
+        actor: str,
+        role: Role,
+        note: str | None = None,
+        now: datetime | None = None,
+        guard: Guard | None = None,
     ) -> PetitionRecord:
         """The department takes the petition into its work list: assigned to `actor` until closed or
         returned (no lease), the hand-over clock stops and the handling clock starts."""
@@ -842,10 +860,17 @@ class QueueStore:
                 "details": {"handling_due_at": due.isoformat(), "hand_over_late": now > current.due_at},
             }
 
-        return self._act(petition_id, Action.ACCEPTED, actor, role, now, values, note=note)
+        return self._act(petition_id, Action.ACCEPTED, actor, role, now, values, guard, note=note)
 
     def return_to_triage(
-        self, petition_id: int, reason: str, *, actor: str, role: Role, now: datetime | None = None
+        self,
+        petition_id: int,
+        reason: str,
+        *,
+        actor: str,
+        role: Role,
+        now: datetime | None = None,
+        guard: Guard | None = None,
     ) -> PetitionRecord:
         """The department sends a wrongly routed petition back to manual triage with its reason; the
         assignment and handling clock end, and the hand-over clock (from registration) runs again."""
@@ -861,15 +886,32 @@ class QueueStore:
                 "extended_at": None,
             }
 
-        return self._act(petition_id, Action.RETURNED, actor, role, now, values, to_queue=MANUAL_TRIAGE, note=reason)
+        return self._act(
+            petition_id, Action.RETURNED, actor, role, now, values, guard, to_queue=MANUAL_TRIAGE, note=reason
+        )
 
     def add_note(
-        self, petition_id: int, note: str, *, actor: str, role: Role, now: datetime | None = None
+        self,
+        petition_id: int,
+        note: str,
+        *,
+        actor: str,
+        role: Role,
+        now: datetime | None = None,
+        guard: Guard | None = None,
     ) -> PetitionRecord:
-        return self._act(petition_id, Action.NOTED, actor, role, now, note=note)
+        return self._act(petition_id, Action.NOTED, actor, role, now, guard=guard, note=note)
 
     def extend(
-        self, petition_id: int, days: int, reason: str, *, actor: str, role: Role, now: datetime | None = None
+        self,
+        petition_id: int,
+        days: int,
+        reason: str,
+        *,
+        actor: str,
+        role: Role,
+        now: datetime | None = None,
+        guard: Guard | None = None,
     ) -> PetitionRecord:
         """Move the handling deadline once, by at most `deadlines.max_extension_days` (ExtensionRefused)."""
         if not 1 <= days <= self.deadlines.max_extension_days:
@@ -888,7 +930,7 @@ class QueueStore:
                 "details": {"days": days, "handling_due_at": due.isoformat()},
             }
 
-        return self._act(petition_id, Action.EXTENDED, actor, role, now, values, note=reason)
+        return self._act(petition_id, Action.EXTENDED, actor, role, now, values, guard, note=reason)
 
     def close(
         self,
@@ -899,6 +941,7 @@ class QueueStore:
         role: Role,
         reply_summary: str | None = None,
         now: datetime | None = None,
+        guard: Guard | None = None,
     ) -> PetitionRecord:
         """Close with the resolution (for the office) and an optional reply summary (for the petitioner)."""
 
@@ -910,4 +953,4 @@ class QueueStore:
                 "closed_by": actor,
             }
 
-        return self._act(petition_id, Action.CLOSED, actor, role, now, values)
+        return self._act(petition_id, Action.CLOSED, actor, role, now, values, guard)

@@ -13,6 +13,10 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from model.office_time import CHINA_STANDARD_TIME
+from service.auth import Principal
+from service.errors import ApiError
+from service.petitions import act
+from store import Action, Role, Status
 from tests.test_api import ADMIN, CLERK, FINANCE, FINANCE_TEXT, HOUSING, assert_error, submit
 from tests.test_api import client as client  # the fixture: one app and SQLite file per test
 
@@ -245,3 +249,33 @@ def test_api_docs_are_served_without_any_cdn(client: TestClient) -> None:
             response.status_code == 200 and kind in response.headers["content-type"] and len(response.content) > 10_000
         )
     assert_error(client.get("/docs/static/..%2Fcore.py"), 404, "not_found")
+
+
+def test_a_department_cannot_act_on_an_item_a_clerk_moved_after_it_was_read(client: TestClient) -> None:
+    """The service read the petition, checked the caller and then wrote in another transaction: a clerk's
+    re-route landing in between let housing accept an item already in education's queue (a reviewer saw
+    it in 78 of 150 concurrent tries). The schedule is forced here: the clerk moves the item right after
+    the department's first check, as the race does."""
+    petition_id = routed_to_housing(client)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    housing = Principal("housing-1", Role.DEPARTMENT, "housing")
+    checks: list[str] = []
+
+    def clerk_moves_it_first(principal: Principal, petition: Any) -> None:
+        checks.append(petition.queue)
+        if len(checks) == 1:
+            store.route(petition_id, "education", domain="education", actor="clerk-1", role=Role.CLERK)
+
+    with pytest.raises(ApiError) as refused:
+        act(
+            store,
+            client.app.state.taxonomy,  # type: ignore[attr-defined]
+            petition_id,
+            housing,
+            Action.ACCEPTED,
+            lambda guard: store.accept(petition_id, actor=housing.name, role=housing.role, guard=guard),
+            clerk_moves_it_first,
+        )
+    assert refused.value.status == 404 and checks == ["housing"]  # the locked row is education's now
+    moved = client.get(f"/v1/petitions/{petition_id}", headers=CLERK).json()
+    assert (moved["queue"], moved["status"], moved["assignee"]) == ("education", Status.ROUTED, None)
