@@ -808,11 +808,16 @@ class QueueStore:
             raise LinkRefused(petition_id, "self")
         now = now or utcnow()
         with self._write() as conn:
-            current = self._load(conn, petition_id, now, with_history=False)
-            case = self._load(conn, case_id, now, with_history=False)
+            # Both rows locked, in id order (no deadlock): two clerks linking A -> B and B -> A at once
+            # would otherwise both pass the cycle check on PostgreSQL.
+            loaded = {
+                row_id: self._load(conn, row_id, now, with_history=False, for_update=True)
+                for row_id in sorted((petition_id, case_id))
+            }
+            current, case = loaded[petition_id], loaded[case_id]
             if current.linked_case == case_id:
                 return self.get(petition_id, now=now)
-            if case.linked_case == petition_id:
+            if self._links_back(conn, case, petition_id):
                 raise LinkRefused(petition_id, "cycle")
             conn.execute(
                 update(petitions).where(petitions.c.id == petition_id).values(linked_case=case_id, updated_at=now)
@@ -836,6 +841,19 @@ class QueueStore:
                     details,
                 )
         return self.get(petition_id, now=now)
+
+    @staticmethod
+    def _links_back(conn: Connection, case: PetitionRecord, petition_id: int) -> bool:
+        """Following the case's own links (each repeat points at its case) reaches `petition_id`: linking
+        would close a loop of any length, not only A -> B -> A."""
+        seen = {case.id}
+        target = case.linked_case
+        while target is not None and target not in seen:
+            if target == petition_id:
+                return True
+            seen.add(target)
+            target = conn.execute(select(petitions.c.linked_case).where(petitions.c.id == target)).scalar()
+        return False
 
     def accept(
         self,

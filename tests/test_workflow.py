@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,12 @@ from store import (
     Deadlines,
     ExtensionRefused,
     InvalidTransition,
+    LinkRefused,
     PetitionClosed,
     Petitioner,
     PetitionQuery,
     QueueStore,
+    Role,
     SortOrder,
     Status,
 )
@@ -203,3 +206,35 @@ def test_petitioner_fields_are_stored(store: QueueStore) -> None:
     petition = store.get(submitted(store, petitioner=petitioner), now=FRIDAY)
     assert (petition.petitioner_name, petition.petitioner_contact) == ("张三", "13812345678")
     assert (petition.headcount, petition.address) == (12, "某区某街道1号")
+
+
+def test_links_never_close_a_loop_even_when_two_clerks_link_at_once(store: QueueStore) -> None:
+    """A repeat points at its case. A -> B -> C -> A used to be accepted (only A -> B -> A was checked),
+    and on PostgreSQL two clerks linking A -> B and B -> A at the same moment both succeeded."""
+    first, second, third = (submitted(store, f"开发商逾期交房第{n}次反映") for n in range(3))
+    store.link(first, second, actor="clerk", role=Role.CLERK, now=FRIDAY)
+    store.link(second, third, actor="clerk", role=Role.CLERK, now=FRIDAY)
+    with pytest.raises(LinkRefused):
+        store.link(third, first, actor="clerk", role=Role.CLERK, now=FRIDAY)
+    assert store.get(third, now=FRIDAY).linked_case is None
+
+    outcomes: list[str] = []
+    for n in range(12):
+        a, b = (submitted(store, f"同一小区物业问题第{n}批第{side}件") for side in range(2))
+        barrier = threading.Barrier(2)
+
+        def link(item: int, case_id: int, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                store.link(item, case_id, actor="clerk", role=Role.CLERK, now=FRIDAY)
+                outcomes.append("linked")
+            except LinkRefused:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=link, args=pair) for pair in ((a, b), (b, a))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not (store.get(a, now=FRIDAY).linked_case == b and store.get(b, now=FRIDAY).linked_case == a)
+    assert outcomes.count("linked") == 12 and outcomes.count("refused") == 12
