@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -165,6 +166,31 @@ def check_writable(path: Path) -> None:
     if not path.parent.is_dir():
         raise InputError(
             f"输出目录 {path.parent} 不存在 / the output folder {path.parent} does not exist; create it first"
+        )
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: through `..`, symbolic links, or a hard link."""
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and os.path.samefile(first, second)
+
+
+def check_distinct(source: Path, output: Path | None, errors: Path | None) -> None:
+    """Fail before any work when a file to be written is the input or the other output.
+
+    Opening it for writing would empty it while it is still being read (or written twice over).
+    """
+    for target, chinese, english in ((output, "输出文件", "output"), (errors, "错误文件", "--errors file")):
+        if target is not None and same_file(target, source):
+            raise InputError(
+                f"{chinese} {target} 就是输入文件，写入会清空输入，请换一个文件名 / the {english} {target} is the "
+                "input file: writing it would erase the input while it is being read; choose another name"
+            )
+    if output is not None and errors is not None and same_file(output, errors):
+        raise InputError(
+            f"输出文件与错误文件是同一个文件 {output}，请分别给出文件名 / the output and the --errors file are the "
+            f"same file {output}; give them different names"
         )
 
 

@@ -31,12 +31,16 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """One input row; `error` says why a row could not be parsed at all (its values are then empty)."""
+    """One input row; `error` says why a row could not be parsed at all (its values are then empty).
+
+    `error_kind` is the error's stable id (what output columns and scripts match on); `error` explains it.
+    """
 
     number: int
     values: dict[str, Any]
     undecodable: bool = False
     error: str | None = None
+    error_kind: str = "invalid_row"
     # Columns whose cell is a formula without a saved result (the workbook was never opened in Excel):
     # their value reads as empty, which must not pass for an empty text.
     uncomputed: frozenset[str] = frozenset()
@@ -128,8 +132,32 @@ def _csv_rows(path: Path, encoding: str | None) -> Iterator[Row]:
                     ) from error
                 yield Row(number, {}, error=f"CSV 格式错误 / malformed CSV record: {error}")
                 continue
+            rest = values.get(None) or []
+            if any(value.strip() for value in rest):
+                yield _extra_fields_row(number, len(reader.fieldnames), len(reader.fieldnames) + len(rest), delimiter)
+                continue
             clean = {key: value for key, value in values.items() if key is not None}
             yield Row(number, clean, _has_undecodable(clean))
+
+
+_DELIMITER_NAMES = {",": ("逗号", "comma"), "\t": ("制表符", "tab")}
+
+
+def _extra_fields_row(number: int, header: int, found: int, delimiter: str) -> Row:
+    """A record longer than the header (an unquoted comma in the text, mostly): its values cannot be trusted.
+
+    Keeping the first fields would classify half a text, and shift every later column, without a word.
+    Empty trailing fields (a trailing comma) lose nothing and are not an error.
+    """
+    chinese, english = _DELIMITER_NAMES.get(delimiter, ("分隔符", "delimiter"))
+    return Row(
+        number,
+        {},
+        error=f"字段数多于表头（表头 {header} 列，此行 {found} 列），多半是文本中有未加引号的{chinese}，"
+        f"请给该字段加引号 / more fields than the header ({header} columns, this record {found}): "
+        f"probably an unquoted {english} in the text; quote that field",
+        error_kind="extra_fields",
+    )
 
 
 def _jsonl_rows(path: Path, encoding: str | None) -> Iterator[Row]:
