@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from model.metrics import RoutingOutcome, difference_intervals, figure_intervals, interval_lines, macro_f1
+from model.metrics import (
+    RoutingOutcome,
+    difference_intervals,
+    figure_intervals,
+    head_metrics,
+    interval_lines,
+    macro_f1,
+)
 from training.promotion import Comparison, clearly_worse
 
 
@@ -72,6 +79,18 @@ def test_macro_f1_is_scikit_learns_over_the_labels_of_either_side() -> None:
         expected = f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
         assert macro_f1(truth, predicted) == pytest.approx(expected, abs=1e-12)
     assert macro_f1(np.array([], dtype=str), np.array([], dtype=str)) == 0.0
+
+
+def test_a_heads_macro_f1_leaves_out_classes_the_file_never_has_and_the_model_never_predicts() -> None:
+    """An office file of 2 of the model's 4 departments: the 2 others are no error on it (scikit-learn's default)."""
+    classes = ["education", "health", "housing", "transport"]
+    truth = ["housing", "housing", "education", "education", "housing"]
+    proba = np.array([[0.1, 0.0, 0.9, 0.0]] * 2 + [[0.9, 0.0, 0.1, 0.0]] * 2 + [[0.6, 0.1, 0.3, 0.0]])
+    predicted = np.asarray(classes)[proba.argmax(axis=1)]  # the last housing row as education
+    metrics = head_metrics(proba, classes, truth, threshold=0.5)
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0))
+    assert metrics["macro_f1"] == pytest.approx(macro_f1(np.asarray(truth), predicted))
+    assert metrics["macro_f1"] > 0.75 and metrics["accuracy"] == pytest.approx(0.8)
 
 
 def test_outcomes_of_different_rows_are_refused_and_lines_carry_the_labels() -> None:

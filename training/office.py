@@ -13,7 +13,7 @@ from model.taxonomy import Taxonomy
 from training.dataset import LabelledData
 from training.labels import LabelMap, shares_taxonomy, unknown_labels
 from training.mixing import DEFAULT_OFFICE_WEIGHT, FeedbackMerge, merge_feedback
-from training.train import Mixing
+from training.train import Mixing, looks_like_identifiers, shown_labels, wrong_column_hint
 
 HEAD_NAMES_ZH = {"domain": "领域", "department": "部门"}
 # Thresholds chosen on the office's own out-of-fold rows keep their promise on the office's text, so
@@ -38,7 +38,10 @@ def prepare_office(
     label_map: LabelMap | None = None,
     office_weight: float | None = DEFAULT_OFFICE_WEIGHT,
 ) -> OfficeData:
-    """Map labels, add the clerks' decisions, and mix in `corpus` unless the labels are the office's own."""
+    """Map labels, add the clerks' decisions, and mix in `corpus` unless the labels are the office's own.
+
+    Warnings name a few labels, masked: a wrong label column (names, phone numbers) must not print them all.
+    """
     rows = history
     if rows is not None and label_map is not None:
         rows = label_map.apply(rows)
@@ -49,6 +52,7 @@ def prepare_office(
         raise ValueError("没有训练数据 / no office rows and no feedback to train on")
     warnings = []
     unknown = unknown_labels(rows, taxonomy)
+    identifiers = {head: looks_like_identifiers(labels) for head, labels in rows.head_labels().items()}
     own_labels = not shares_taxonomy(rows, taxonomy)
     if own_labels:
         warnings.append(
@@ -57,8 +61,12 @@ def prepare_office(
             "on the office's rows alone (the corpus cannot be mixed in); "
             "map them with --label-map to use the corpus"
         )
+    warnings += [wrong_column_hint(head) for head, suspect in identifiers.items() if suspect]
     if unknown:
-        listed = "; ".join(f"{HEAD_NAMES_ZH[head]} {head}: {', '.join(labels)}" for head, labels in unknown.items())
+        listed = "; ".join(
+            f"{HEAD_NAMES_ZH[head]} {head} ({len(labels)}): {shown_labels(labels, identifiers[head])}"
+            for head, labels in unknown.items()
+        )
         warnings.append(
             f"以下标签不在分类体系中 / labels outside the taxonomy: {listed}. "
             "服务无法分流到这些部门：建议为这些部门的件一律进入人工分流，"

@@ -4,7 +4,9 @@ A model that scores worse than the one in service on the office's own held-out r
 department head, or whose departments the service cannot route to must not be promoted by
 accident. Both models are judged only on held-out rows that neither has seen in training: each
 model folder lists hashes of its training rows, so a current model refitted on every row of the
-same file is not flattered by rows it learned from.
+same file is not flattered by rows it learned from. When no such rows are left, or the current model
+cannot be loaded, the held-out accuracy each model recorded is the fallback; without it only --force
+promotes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from model.metrics import (
     resampled_figures,
     routing_outcome,
 )
-from model.persistence import Manifest, ModelLoadError, load_model
+from model.persistence import Manifest, ModelLoadError, load_model, read_manifest
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy
 from training.dataset import LabelledData, row_key
@@ -203,15 +205,76 @@ def compare_with_current(registry: Registry, new_model: Any, new_version: str, h
 
 @dataclass(frozen=True)
 class PromotionCheck:
-    """Why a version should not be promoted (empty `problems`: fine); `comparison` as recorded at training."""
+    """Why a version should not be promoted (empty `problems`: fine); `comparison` as recorded at training;
+    `notes`: what people should know when it is fine (the figures it was judged by were not paired)."""
 
     problems: list[str]
     comparison: Comparison | None
+    notes: tuple[str, ...] = ()
 
 
-def check_promotion(manifest: Manifest, current: str | None, taxonomy: Taxonomy) -> PromotionCheck:
-    """No department head, departments the service cannot route, or worse than the current model."""
+# Recorded held-out accuracies come from different rows, so only a drop this large says "worse":
+# two fair samples of a few dozen rows differ by several points, a wrong label column by tens.
+RECORDED_DROP = 0.10
+
+
+def recorded_accuracies(manifest: Manifest) -> dict[str, float]:
+    """Held-out accuracy per head as recorded at training (`metrics["test"]`)."""
+    recorded = manifest.metrics.get("test", {})
+    return {
+        head: float(values["accuracy"])
+        for head, values in recorded.items()
+        if isinstance(values, dict) and isinstance(values.get("accuracy"), int | float)
+    }
+
+
+def unpaired_check(comparison: Comparison, new: Manifest, current: Manifest | None) -> tuple[list[str], list[str]]:
+    """Problems and notes when the two models could not be compared on the same rows (`fairly_compared`).
+
+    That happens in the ordinary loop (promote a model refitted on every row, retrain on the same file)
+    and when the current model cannot be loaded; passing it silently let a model trained on a shuffled
+    column replace a good one. The fallback is the one figure both manifests record, held-out accuracy
+    per head on each model's own held-out rows, and only a drop of RECORDED_DROP counts. Without those
+    figures nothing can be checked, so only --force promotes.
+    """
+    reason = comparison.note or "没有可比较的留出结果 / no figures to compare"
+    if comparison.current is not None:
+        reason = (
+            f"当前模型训练时已见过大部分留出数据，仅余 {comparison.rows} 条 / the current model was trained on "
+            f"most held-out rows; {comparison.rows} left"
+        )
+    ours = recorded_accuracies(new)
+    theirs = recorded_accuracies(current) if current is not None else {}
+    shared = sorted(ours.keys() & theirs.keys())
+    if not shared:
+        return [
+            f"无法与当前模型公平比较，也没有当前模型记录的留出结果可对照（{reason}）/ no fair comparison with the "
+            f"current model and no held-out figures of it recorded to fall back on ({reason})"
+        ], []
+    problems = [
+        f"{head}: 留出准确率 {ours[head]:.3f} 远低于当前模型记录的 {theirs[head]:.3f} / held-out accuracy "
+        f"{ours[head]:.3f} is far below the current model's recorded {theirs[head]:.3f}"
+        for head in shared
+        if ours[head] < theirs[head] - RECORDED_DROP
+    ]
+    figures = ", ".join(f"{head} {ours[head]:.3f} vs {theirs[head]:.3f}" for head in shared)
+    note = (
+        f"未能在同一批数据上比较（{reason}）；改为对照两个模型各自记录的留出准确率 / not compared on the same "
+        f"rows ({reason}); checked the held-out accuracy each model recorded instead: {figures}"
+    )
+    return [f"比当前模型差 / worse than the current model: {problem}" for problem in problems], [note]
+
+
+def check_promotion(
+    manifest: Manifest, current: str | None, taxonomy: Taxonomy, current_manifest: Manifest | None = None
+) -> PromotionCheck:
+    """No department head, departments the service cannot route, or worse than the current model.
+
+    `current_manifest` (of version `current`; None when unreadable) is the fallback when the recorded
+    comparison has no figures of the current model (`unpaired_check`).
+    """
     problems = []
+    notes: list[str] = []
     departments = manifest.labels.get("department")
     if not departments:
         problems.append("模型没有部门预测，无法自动分流 / the model has no department head: nothing can be routed")
@@ -234,7 +297,30 @@ def check_promotion(manifest: Manifest, current: str | None, taxonomy: Taxonomy)
             )
         else:
             problems += [f"比当前模型差 / worse than the current model: {reason}" for reason in comparison.worse]
-    return PromotionCheck(problems, comparison)
+            if not fairly_compared(comparison, manifest):
+                unpaired_problems, notes = unpaired_check(comparison, manifest, current_manifest)
+                problems += unpaired_problems
+    return PromotionCheck(problems, comparison, tuple(notes))
+
+
+def fairly_compared(comparison: Comparison, manifest: Manifest) -> bool:
+    """Both models were scored on most of the new model's held-out rows.
+
+    When the current model learned most of them (retrained on the file it was refitted on), the few
+    left are rows it set aside as rare, not a sample of the office's petitions, and decide nothing.
+    """
+    held_out = manifest.training_data.get("test_rows") or comparison.rows
+    return comparison.current is not None and comparison.rows * 2 >= held_out
+
+
+def readable_manifest(registry: Registry, version: str | None) -> Manifest | None:
+    """The manifest of `version`, or None when there is none or it cannot be read (the check then says so)."""
+    if version is None:
+        return None
+    try:
+        return read_manifest(registry.folder(version))
+    except (RegistryError, ModelLoadError):
+        return None
 
 
 def unroutable_departments(departments: Sequence[str], taxonomy: Taxonomy) -> list[str]:

@@ -7,7 +7,7 @@ import math
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -22,10 +22,11 @@ from model.metrics import evaluate_model
 from model.persistence import Manifest, save_flags, save_model, write_manifest
 from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
+from model.text import mask_name, mask_personal_data
 from model.tokenize import Segmenter
-from training.dataset import LabelledData, real_text_record_path
+from training.dataset import LabelledData, real_text_record_path, row_key
 from training.flags import flag_lines, flags_alongside
-from training.labels import RareLabel, rare_rows
+from training.labels import RARE_BELOW, RareLabel, rare_rows
 from training.mixing import DEFAULT_OFFICE_WEIGHT, WeightChoice, choose_office_weight, mix
 from training.promotion import COMPARISON_KEY, Comparison, compare_with_current, write_training_rows
 from training.report import write_report
@@ -86,10 +87,54 @@ class TrainingDataError(ValueError):
     """The labelled data cannot train a model (message in Chinese and English)."""
 
 
-def check_trainable(data: LabelledData, holdout: float, per_class: bool = True) -> None:
+# Labels people are shown. A wrong column (names, phone numbers) makes every value a label, so a
+# message lists a few labels, masked, never all of them.
+LABELS_SHOWN = 5
+# Distinct labels from which "most of them occur once" says the column holds identifiers, not categories.
+IDENTIFIER_MIN_LABELS = 5
+
+
+def looks_like_identifiers(labels: Sequence[str]) -> bool:
+    """Most distinct labels occur once: the column probably holds names or numbers, not categories."""
+    counts = Counter(labels)
+    return len(counts) >= IDENTIFIER_MIN_LABELS and sum(count == 1 for count in counts.values()) * 2 > len(counts)
+
+
+def shown_label(label: str, identifiers: bool) -> str:
+    """A label as a message prints it: personal data masked, and, in a column of identifiers, as a name."""
+    masked = mask_personal_data(label)
+    return mask_name(masked) if identifiers and masked == label else masked
+
+
+def shown_labels(labels: Sequence[str], identifiers: bool, limit: int = LABELS_SHOWN) -> str:
+    """The first `limit` labels, masked, and how many more: `住建局, 人社局 … (+12 more)`."""
+    shown = ", ".join(shown_label(label, identifiers) for label in labels[:limit])
+    return shown + (f" … (另有 {len(labels) - limit} 个 / +{len(labels) - limit} more)" if len(labels) > limit else "")
+
+
+def label_summary(head: str, labels: Sequence[str]) -> str:
+    """How many labels of `head` and their commonest few with counts, masked."""
+    counts = Counter(labels).most_common()
+    identifiers = looks_like_identifiers(labels)
+    shown = ", ".join(f"{shown_label(label, identifiers)} {count}" for label, count in counts[:LABELS_SHOWN])
+    more = f" … (另有 {len(counts) - LABELS_SHOWN} 个 / +{len(counts) - LABELS_SHOWN} more)"
+    return f"{head}: {len(counts)} 个标签 / labels: {shown}{more if len(counts) > LABELS_SHOWN else ''}"
+
+
+def wrong_column_hint(head: str) -> str:
+    return (
+        f"多数 {head} 标签只出现一次，标签列可能选错了（姓名、电话等）/ most {head} labels occur only once: "
+        "the label column is probably wrong (names, phone numbers)"
+    )
+
+
+def check_trainable(
+    data: LabelledData, holdout: float, per_class: bool = True, set_aside: Sequence[RareLabel] = ()
+) -> None:
     """Refuse, with a message people can act on, data that scikit-learn would refuse in English.
 
     `per_class=False` when the corpus is mixed in: it supplies examples of classes the office rarely sees.
+    `set_aside`: labels already left out for too few rows, named when they leave too few classes.
     """
     has_split = "test" in data.splits
     if not has_split and not 0 < holdout < 1:
@@ -98,10 +143,12 @@ def check_trainable(data: LabelledData, holdout: float, per_class: bool = True) 
     needed = MIN_EXAMPLES_PER_LABEL if has_split else max(2, math.ceil(MIN_EXAMPLES_PER_LABEL / (1 - holdout)))
     for head, labels in rows.head_labels().items():
         counts = Counter(labels)
+        identifiers = looks_like_identifiers(labels)
         if len(counts) < 2:
+            found = shown_labels(sorted(counts), identifiers)
             raise TrainingDataError(
-                f"{head}: 至少需要两个类别，只找到 {sorted(counts)} / at least two classes are needed, "
-                f"found {sorted(counts)}"
+                f"{head}: 至少需要两个类别，只找到 [{found}] / at least two classes are needed, found [{found}]"
+                + set_aside_reason(set_aside)
             )
         if not per_class:
             continue
@@ -109,13 +156,54 @@ def check_trainable(data: LabelledData, holdout: float, per_class: bool = True) 
         if rare:
             raise TrainingDataError(
                 f"{head}: 每个类别至少需要 {needed} 行，以下类别不足 / each class needs at least {needed} rows; "
-                f"too few: {', '.join(rare[:10])}"
+                f"too few ({len(rare)}): {shown_labels(rare, identifiers)}"
+                + (f"; {wrong_column_hint(head)}" if identifiers else "")
             )
         if not has_split and math.floor(len(labels) * holdout) < len(counts):
             raise TrainingDataError(
                 f"{head}: 留出集太小，每个类别至少要有一行 / the held-out share ({holdout}) of {len(labels)} rows "
                 f"is smaller than the {len(counts)} classes; add rows or raise --holdout"
             )
+
+
+def set_aside_reason(set_aside: Sequence[RareLabel]) -> str:
+    """Why classes are missing: labels set aside for too few rows (all of them, with a wrong label column)."""
+    if not set_aside:
+        return ""
+    heads = ", ".join(f"{head} {count}" for head, count in Counter(label.head for label in set_aside).items())
+    return (
+        f"。{len(set_aside)} 个标签因样本过少（少于 {RARE_BELOW} 行）已搁置（{heads}），请检查标签列 / "
+        f"{len(set_aside)} labels were set aside for having fewer than {RARE_BELOW} rows ({heads}); "
+        "check the label columns"
+    )
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """Rows dropped because a later row has the same text, and texts whose copies disagree on a label."""
+
+    dropped: int = 0
+    conflicting: int = 0
+
+
+def without_duplicate_texts(data: LabelledData) -> tuple[LabelledData, Duplicates]:
+    """One row per text (compared as `row_key` compares them), the last one, as the last decision wins in feedback.
+
+    A copy of a held-out row left in training would score as if it were new, so a repeated file
+    looks far better than it is. `data` itself comes back when it has no duplicates.
+    """
+    last: dict[str, int] = {}
+    targets: dict[str, set[tuple[str, ...]]] = {}
+    departments = data.departments or [""] * len(data)
+    for index, (text, label, department) in enumerate(zip(data.texts, data.labels, departments, strict=True)):
+        key = row_key(text)
+        last[key] = index
+        targets.setdefault(key, set()).add((label, department))
+    if len(last) == len(data):
+        return data, Duplicates()
+    kept = data.select(sorted(last.values()))
+    kept.invalid = data.invalid
+    return kept, Duplicates(len(data) - len(kept), sum(len(seen) > 1 for seen in targets.values()))
 
 
 def split_holdout(data: LabelledData, holdout: float, seed: int = 0) -> tuple[LabelledData, LabelledData]:
@@ -279,6 +367,9 @@ def train_and_register(
 ) -> TrainResult:
     """Fit, evaluate on held-out rows of `data`, compare with the current model, refit on all rows, register.
 
+    Rows repeating an earlier text are dropped first (`without_duplicate_texts`), so no held-out row
+    has its copy in training.
+
     With `mixing.corpus`, every fit also learns from the corpus, `data` (the office's rows) weighted;
     held-out rows and thresholds come from `data` only. Labels too rare to cross-validate are set
     aside and listed in the manifest. The first model of a registry becomes current. `jobs` processes
@@ -292,10 +383,13 @@ def train_and_register(
 
     taxonomy = taxonomy or load_taxonomy()
     params = dict(params or {})
-    kept, _ = _without_rare(data, mixing)  # rare labels are set aside below, never a reason to stop
+    data, duplicates = without_duplicate_texts(data)
+    kept, set_aside = _without_rare(data, mixing)  # rare labels are set aside below, never a reason to stop
     # With the corpus mixed in, rare office classes borrow its examples; a tiny office file still cannot
     # hold out rows of every class, so it gets the per-class check.
-    check_trainable(kept, holdout, per_class=mixing.corpus is None or len(kept) < MIN_MIXED_OFFICE_ROWS)
+    check_trainable(
+        kept, holdout, per_class=mixing.corpus is None or len(kept) < MIN_MIXED_OFFICE_ROWS, set_aside=set_aside
+    )
     template = TriageModel(**params)
     begin("split")
     train_part, test_part = split_holdout(data, holdout)
@@ -346,6 +440,8 @@ def train_and_register(
             "test_rows": len(test_part),
             "shipped_model_rows": len(shipped_rows) + corpus_rows,
             "skipped_invalid_rows": len(data.invalid),
+            "duplicate_rows_dropped": duplicates.dropped,
+            "conflicting_duplicate_texts": duplicates.conflicting,
             "corpus_rows": corpus_rows,
             "office_weight": weight.weight if mixing.corpus is not None else None,
             "office_weight_choice": weight.describe() if mixing.corpus is not None else None,

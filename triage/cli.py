@@ -24,7 +24,15 @@ from batch.classify import Summary as ClassifySummary
 from batch.results import Result
 from model.classifier import DEFAULT_DEPARTMENT_TARGET, DEFAULT_DOMAIN_TARGET, TriageModel
 from model.heads import DEFAULT_C
-from model.persistence import Manifest, ModelLoadError, load_model, read_manifest, require_segmenter, verify_model
+from model.persistence import (
+    Manifest,
+    ModelLoadError,
+    load_model,
+    read_manifest,
+    require_segmenter,
+    verify_flags,
+    verify_model,
+)
 from model.registry import Registry, RegistryError
 from model.taxonomy import Taxonomy, load_taxonomy
 from model.tokenize import SegmenterError, parse_segmenter
@@ -205,7 +213,7 @@ def train(
     corpus is mixed in, the office's rows weighted, and thresholds and the comparison with the
     current model come from the office's rows only.
     """
-    from training.train import Mixing, train_and_register
+    from training.train import Mixing, label_summary, train_and_register
 
     try:
         chosen = parse_segmenter(segmenter) if segmenter else settings().training_segmenter()
@@ -227,7 +235,9 @@ def train(
         )
         labelled, mixing = office.rows, office.mixing
         targets = (OFFICE_TARGET_PRECISION, OFFICE_TARGET_PRECISION)
-    typer.echo(f"数据 / data: {len(labelled)} rows, labels {labelled.distribution()}", err=True)
+    typer.echo(f"数据 / data: {len(labelled)} rows", err=True)
+    for head, labels in labelled.head_labels().items():
+        typer.echo(f"  {label_summary(head, labels)}", err=True)
     if mixing.corpus is not None:
         typer.echo(f"混入内置语料 / mixing in the corpus: {len(mixing.corpus)} rows", err=True)
     started = time.perf_counter()
@@ -316,8 +326,8 @@ def office_data(
 
 def print_training(result: TrainResult, seconds: float, registry: Registry, taxonomy: Taxonomy) -> None:
     """What was trained, how it did on held-out rows, how it compares with the current model, how to promote it."""
-    from training.promotion import check_promotion
-    from training.train import timing_line
+    from training.promotion import check_promotion, readable_manifest
+    from training.train import looks_like_identifiers, shown_label, timing_line
 
     manifest = result.manifest
     typer.echo(f"版本 / version {result.version} ({seconds:.1f}s) -> {result.folder}")
@@ -335,9 +345,22 @@ def print_training(result: TrainResult, seconds: float, registry: Registry, taxo
             f"  语料 {facts['corpus_rows']} 行 + 本单位 {facts['rows']} 行 / corpus + office rows; "
             f"本单位权重 / office weight {facts['office_weight_choice']}"
         )
-    for rare in facts.get("set_aside_labels", []):
+    set_aside = facts.get("set_aside_labels", [])
+    for head in dict.fromkeys(rare["head"] for rare in set_aside):  # a few per head, masked: see `shown_labels`
+        rares = [rare for rare in set_aside if rare["head"] == head]
+        identifiers = looks_like_identifiers([rare["label"] for rare in rares for _ in range(rare["rows"])])
+        listed = ", ".join(f"{shown_label(rare['label'], identifiers)} ({rare['rows']} rows)" for rare in rares[:5])
+        more = f" … (+{len(rares) - 5} more)" if len(rares) > 5 else ""
         typer.secho(
-            f"  样本过少，暂不训练 / set aside, too few rows: {rare['head']} {rare['label']} ({rare['rows']} rows)",
+            f"  样本过少，暂不训练 / set aside, too few rows: {head} {len(rares)}: {listed}{more}",
+            fg=typer.colors.YELLOW,
+        )
+    if facts.get("duplicate_rows_dropped"):
+        typer.secho(
+            f"  重复文本 {facts['duplicate_rows_dropped']} 行已去除（每个文本保留最后一行），其中 "
+            f"{facts['conflicting_duplicate_texts']} 个文本的各行标签不一致 / {facts['duplicate_rows_dropped']} rows "
+            f"repeating an earlier text dropped (the last row of each text kept); "
+            f"{facts['conflicting_duplicate_texts']} texts had copies with different labels",
             fg=typer.colors.YELLOW,
         )
     typer.echo("")
@@ -347,7 +370,10 @@ def print_training(result: TrainResult, seconds: float, registry: Registry, taxo
     if result.promoted:
         typer.echo("首个模型已设为当前 / first model promoted to current")
         return
-    check = check_promotion(manifest, registry.current(), taxonomy)
+    current = registry.current()
+    check = check_promotion(manifest, current, taxonomy, readable_manifest(registry, current))
+    for note in check.notes:
+        typer.echo(note)
     if check.problems:
         for problem in check.problems:
             typer.secho(f"不建议上线 / not recommended: {problem}", fg=typer.colors.YELLOW)
@@ -363,12 +389,17 @@ def models(registry: RegistryOption = None) -> None:
     """列出模型版本 / List model versions (* marks the current one)."""
     store = registry_from(registry)
     current = store.current()
-    manifests = store.manifests()
-    if not manifests:
+    versions = store.versions()
+    if not versions:
         typer.echo(f"模型库为空 / registry {store.root} is empty; run `triage train`")
         return
-    for manifest in manifests:
-        mark = "*" if manifest.version == current else " "
+    for version in versions:
+        mark = "*" if version == current else " "
+        try:
+            manifest = read_manifest(store.root / version)
+        except ModelLoadError as error:  # one broken version must not hide the others
+            typer.secho(f"{mark} {version}  损坏 / broken: {error}", fg=typer.colors.RED)
+            continue
         test = manifest.metrics.get("test", {}).get("domain", {})
         typer.echo(
             f"{mark} {manifest.version}  {manifest.created_at}  rows={manifest.training_data.get('rows')}  "
@@ -386,21 +417,32 @@ def promote(
 ) -> None:
     """设为当前模型 / Make VERSION the current model (the previous one stays for rollback).
 
-    Refuses a model that was worse than the current one on the office's held-out rows, has no
-    department head, or suggests departments the service cannot route to, unless --force.
+    Refuses a model that was worse than the current one on the office's held-out rows (or, when they
+    could not be compared, far below its recorded figures), has no department head, or suggests
+    departments the service cannot route to, unless --force. A model file that does not match its
+    manifest, or needs another segmenter than the configured one, is refused even with --force: the
+    service could not load it.
     """
-    from training.promotion import check_promotion
+    from training.promotion import check_promotion, readable_manifest
 
     store = registry_from(registry)
     try:
-        manifest = read_manifest(store.folder(version))
+        folder = store.folder(version)
+        manifest = verify_model(folder)
+        verify_flags(folder, manifest)
+        require_segmenter(manifest, settings().segmenter)
     except (RegistryError, ModelLoadError) as error:
-        raise fail(str(error)) from error
-    check = check_promotion(manifest, store.current(), load_taxonomy())
+        raise fail(
+            f"未上线 {version}，服务无法加载该模型 / {version} not promoted, the service could not load it: {error}"
+        ) from error
+    current = store.current()
+    check = check_promotion(manifest, current, load_taxonomy(), readable_manifest(store, current))
     if check.comparison is not None:
         for line in check.comparison.table():
             typer.echo(line)
         typer.echo("")
+    for note in check.notes:
+        typer.echo(note)
     for problem in check.problems:
         typer.secho(f"{'警告 / warning' if force else '拒绝 / refused'}: {problem}", fg=typer.colors.YELLOW, err=True)
     if check.problems and not force:
@@ -513,17 +555,23 @@ def print_head_metrics(metrics: dict[str, Any]) -> None:
 
 
 def known_targets(model: TriageModel, data: LabelledData) -> dict[str, list[str]]:
-    """The file's labels per head the model has, warning about labels it does not know (they count as errors)."""
+    """The file's labels per head the model has, warning about labels it does not know (they count as errors).
+
+    The warning names a few, masked: with a wrong label column they are names or phone numbers.
+    """
+    from training.train import looks_like_identifiers, shown_labels
+
     targets = {}
     for head, labels in data.head_labels().items():
         if head not in model.head_names_:
             continue
         known = set(model.classes(head))
         unknown = sorted(set(labels) - known)
+        shown = shown_labels(unknown, looks_like_identifiers(labels))
         if len(unknown) == len(set(labels)):
             typer.secho(
                 f"警告 / warning: 模型不认识文件中任何{head}标签，不评估该项 / none of the file's {head} labels are "
-                f"known to the model ({', '.join(unknown[:8])}); this head is not evaluated",
+                f"known to the model ({len(unknown)}: {shown}); this head is not evaluated",
                 fg=typer.colors.YELLOW,
                 err=True,
             )
@@ -531,7 +579,7 @@ def known_targets(model: TriageModel, data: LabelledData) -> dict[str, list[str]
         if unknown:
             typer.secho(
                 f"警告 / warning: 模型不认识的{head}标签按错误计 / {head} labels unknown to the model count as errors: "
-                f"{', '.join(unknown)}",
+                f"{len(unknown)}: {shown}",
                 fg=typer.colors.YELLOW,
                 err=True,
             )
