@@ -161,11 +161,9 @@ def test_compare_col_marks_changes_and_summarises_flows(registry_root: Path, bac
     assert "general ->" in output
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, backlog: list, tmp_path: Path) -> None:
-    rows = [(f"{i}-{j}", text, dep) for j in range(4) for i, text, dep in backlog]
-    source = write_csv(tmp_path / "in.csv", rows)
-    reference, resumed = tmp_path / "reference.csv", tmp_path / "resumed.csv"
-    command = [
+def classify_command(source: Path, registry_root: Path, jobs: int) -> list[str]:
+    """`triage classify` in its own process, in small chunks so that a run can be stopped half-way."""
+    return [
         sys.executable,
         "-m",
         "triage.cli",
@@ -174,19 +172,31 @@ def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, bac
         "--registry",
         str(registry_root),
         "--jobs",
-        "1",
+        str(jobs),
         "--chunk-size",
         "16",
         "--quiet",
     ]
+
+
+def wait_for_progress(output: Path, rows: int, process: subprocess.Popen[bytes]) -> None:
+    """Until the run's progress file counts `rows` written rows (or the run ends, or two minutes pass)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        progress = progress_path(output)
+        if progress.is_file() and json.loads(progress.read_text() or "{}").get("rows", 0) >= rows:
+            return
+        time.sleep(0.02)
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(registry_root: Path, backlog: list, tmp_path: Path) -> None:
+    rows = [(f"{i}-{j}", text, dep) for j in range(4) for i, text, dep in backlog]
+    source = write_csv(tmp_path / "in.csv", rows)
+    reference, resumed = tmp_path / "reference.csv", tmp_path / "resumed.csv"
+    command = classify_command(source, registry_root, jobs=1)
     subprocess.run([*command, "-o", str(reference)], check=True, timeout=300, capture_output=True)
     process = subprocess.Popen([*command, "-o", str(resumed)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        progress = progress_path(resumed)
-        if progress.is_file() and json.loads(progress.read_text() or "{}").get("rows", 0) >= 200:
-            break
-        time.sleep(0.05)
+    wait_for_progress(resumed, 200, process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert progress_path(resumed).is_file(), "the run finished before it could be interrupted"
@@ -369,29 +379,11 @@ def test_ctrl_c_with_several_jobs_stops_promptly_and_resumes_exactly(
     rows = [(f"{i}-{j}", text, dep) for j in range(4) for i, text, dep in backlog]
     source = write_csv(tmp_path / "in.csv", rows)
     reference, resumed = tmp_path / "reference.csv", tmp_path / "resumed.csv"
-    command = [
-        sys.executable,
-        "-m",
-        "triage.cli",
-        "classify",
-        str(source),
-        "--registry",
-        str(registry_root),
-        "--jobs",
-        "2",
-        "--chunk-size",
-        "16",
-        "--quiet",
-    ]
+    command = classify_command(source, registry_root, jobs=2)
     subprocess.run([*command, "-o", str(reference)], check=True, timeout=300, capture_output=True)
     # Its own process group, as a terminal's Ctrl-C reaches the command and its workers alike.
     process = subprocess.Popen([*command, "-o", str(resumed)], stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        progress = progress_path(resumed)
-        if progress.is_file() and json.loads(progress.read_text() or "{}").get("rows", 0) >= 64:
-            break
-        time.sleep(0.02)
+    wait_for_progress(resumed, 64, process)
     os.killpg(process.pid, signal.SIGINT)
     try:
         _, stderr = process.communicate(timeout=30)
