@@ -111,6 +111,11 @@ def row_key(text: str) -> str:
     return hashlib.sha256(prepare_text(text).encode()).hexdigest()[:16]
 
 
+def last_rows(texts: Sequence[str]) -> dict[str, int]:
+    """`row_key` -> index of the last row with that text: where rows repeat, the latest one wins."""
+    return {row_key(text): index for index, text in enumerate(texts)}
+
+
 def _cell(value: object) -> str:
     return "" if value is None else str(value).strip()
 

@@ -23,7 +23,7 @@ from sklearn.svm import LinearSVC
 from model.features import build_features
 from model.heads import DEFAULT_C
 from model.tokenize import DEFAULT_SEGMENTER
-from training.dataset import LabelledData, row_key
+from training.dataset import LabelledData, last_rows, row_key
 
 DEFAULT_OFFICE_WEIGHT = 1.0
 WEIGHT_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
@@ -169,9 +169,7 @@ def merge_feedback(office: LabelledData | None, feedback: LabelledData) -> tuple
     Texts are compared after masking and normalisation, so a decision (stored masked) matches the
     office row it came from.
     """
-    latest: dict[str, int] = {}
-    for index, text in enumerate(feedback.texts):
-        latest[row_key(text)] = index  # later rows (later decisions) overwrite earlier ones
+    latest = last_rows(feedback.texts)
     decisions = feedback.select(sorted(latest.values()))
     if office is None:
         return decisions, FeedbackMerge(len(decisions), 0, len(feedback) - len(decisions))

@@ -24,7 +24,7 @@ from model.registry import Registry
 from model.taxonomy import Taxonomy, load_taxonomy
 from model.text import mask_name, mask_personal_data
 from model.tokenize import Segmenter
-from training.dataset import LabelledData, real_text_record_path, row_key
+from training.dataset import LabelledData, last_rows, real_text_record_path, row_key
 from training.flags import flag_lines, flags_alongside
 from training.labels import RARE_BELOW, RareLabel, rare_rows
 from training.mixing import DEFAULT_OFFICE_WEIGHT, WeightChoice, choose_office_weight, mix
@@ -106,19 +106,24 @@ def shown_label(label: str, identifiers: bool) -> str:
     return mask_name(masked) if identifiers and masked == label else masked
 
 
-def shown_labels(labels: Sequence[str], identifiers: bool, limit: int = LABELS_SHOWN) -> str:
-    """The first `limit` labels, masked, and how many more: `住建局, 人社局 … (+12 more)`."""
-    shown = ", ".join(shown_label(label, identifiers) for label in labels[:limit])
-    return shown + (f" … (另有 {len(labels) - limit} 个 / +{len(labels) - limit} more)" if len(labels) > limit else "")
+def first_few(items: Sequence[str], limit: int = LABELS_SHOWN) -> str:
+    """The first `limit` items and how many more: `住建局, 人社局 … (另有 12 个 / +12 more)`."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" … (另有 {len(items) - limit} 个 / +{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def shown_labels(labels: Sequence[str], identifiers: bool) -> str:
+    """The first few labels, masked, and how many more."""
+    return first_few([shown_label(label, identifiers) for label in labels])
 
 
 def label_summary(head: str, labels: Sequence[str]) -> str:
     """How many labels of `head` and their commonest few with counts, masked."""
     counts = Counter(labels).most_common()
     identifiers = looks_like_identifiers(labels)
-    shown = ", ".join(f"{shown_label(label, identifiers)} {count}" for label, count in counts[:LABELS_SHOWN])
-    more = f" … (另有 {len(counts) - LABELS_SHOWN} 个 / +{len(counts) - LABELS_SHOWN} more)"
-    return f"{head}: {len(counts)} 个标签 / labels: {shown}{more if len(counts) > LABELS_SHOWN else ''}"
+    return f"{head}: {len(counts)} 个标签 / labels: " + first_few(
+        [f"{shown_label(label, identifiers)} {count}" for label, count in counts]
+    )
 
 
 def wrong_column_hint(head: str) -> str:
@@ -192,15 +197,13 @@ def without_duplicate_texts(data: LabelledData) -> tuple[LabelledData, Duplicate
     A copy of a held-out row left in training would score as if it were new, so a repeated file
     looks far better than it is. `data` itself comes back when it has no duplicates.
     """
-    last: dict[str, int] = {}
-    targets: dict[str, set[tuple[str, ...]]] = {}
-    departments = data.departments or [""] * len(data)
-    for index, (text, label, department) in enumerate(zip(data.texts, data.labels, departments, strict=True)):
-        key = row_key(text)
-        last[key] = index
-        targets.setdefault(key, set()).add((label, department))
+    last = last_rows(data.texts)
     if len(last) == len(data):
         return data, Duplicates()
+    targets: dict[str, set[tuple[str, ...]]] = {}
+    departments = data.departments or [""] * len(data)
+    for text, label, department in zip(data.texts, data.labels, departments, strict=True):
+        targets.setdefault(row_key(text), set()).add((label, department))
     kept = data.select(sorted(last.values()))
     kept.invalid = data.invalid
     return kept, Duplicates(len(data) - len(kept), sum(len(seen) > 1 for seen in targets.values()))

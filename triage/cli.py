@@ -327,7 +327,7 @@ def office_data(
 def print_training(result: TrainResult, seconds: float, registry: Registry, taxonomy: Taxonomy) -> None:
     """What was trained, how it did on held-out rows, how it compares with the current model, how to promote it."""
     from training.promotion import check_promotion, readable_manifest
-    from training.train import looks_like_identifiers, shown_label, timing_line
+    from training.train import first_few, looks_like_identifiers, shown_label, timing_line
 
     manifest = result.manifest
     typer.echo(f"版本 / version {result.version} ({seconds:.1f}s) -> {result.folder}")
@@ -349,10 +349,9 @@ def print_training(result: TrainResult, seconds: float, registry: Registry, taxo
     for head in dict.fromkeys(rare["head"] for rare in set_aside):  # a few per head, masked: see `shown_labels`
         rares = [rare for rare in set_aside if rare["head"] == head]
         identifiers = looks_like_identifiers([rare["label"] for rare in rares for _ in range(rare["rows"])])
-        listed = ", ".join(f"{shown_label(rare['label'], identifiers)} ({rare['rows']} rows)" for rare in rares[:5])
-        more = f" … (+{len(rares) - 5} more)" if len(rares) > 5 else ""
+        listed = first_few([f"{shown_label(rare['label'], identifiers)} ({rare['rows']} rows)" for rare in rares])
         typer.secho(
-            f"  样本过少，暂不训练 / set aside, too few rows: {head} {len(rares)}: {listed}{more}",
+            f"  样本过少，暂不训练 / set aside, too few rows: {head} {len(rares)}: {listed}",
             fg=typer.colors.YELLOW,
         )
     if facts.get("duplicate_rows_dropped"):
